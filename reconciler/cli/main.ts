@@ -1,0 +1,31 @@
+// `mlink` entry point: one file per command under reconciler/cli/, loaded on demand so
+// `mlink mcp` starts fast and prints nothing on stdout but MCP.
+
+type Command = { summary: string; load: () => Promise<{ run(argv: string[]): Promise<number> }> };
+
+const commands: Record<string, Command> = {
+  up: { summary: 'run everything on embedded defaults and print where agents connect', load: () => import('./up.js') },
+  setup: { summary: 'install and start the infrastructure (idempotent, cached)', load: () => import('./setup.js') },
+  doctor: { summary: 'one line per component: version, address, OK or FAIL with the fix', load: () => import('./doctor.js') },
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: mlink <command> [options]\n\ncommands:\n${lines.join('\n')}\n`;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(usage());
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    process.stderr.write(`mlink: unknown command "${name}"\n\n${usage()}`);
+    return 2;
+  }
+  const mod = await command.load();
+  return mod.run(rest);
+}
