@@ -1,0 +1,43 @@
+// What integration tests share: the infrastructure `mlink setup` brought up, a Docker
+// client, and a label that marks everything a test run creates so it can clean up
+// only that.
+import Docker from 'dockerode';
+import { randomBytes } from 'node:crypto';
+import { infraConfig } from '../../infra/config.js';
+
+export const cfg = infraConfig();
+export const docker = new Docker();
+export const runId = `t${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+export const testLabel = 'ink.ml.test';
+
+export async function removeTestContainers(id = runId): Promise<void> {
+  const list = await docker.listContainers({ all: true, filters: { label: [`${testLabel}=${id}`] } });
+  await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+}
+
+export async function removeTestNetworks(id = runId): Promise<void> {
+  const list = await docker.listNetworks({ filters: { label: [`${testLabel}=${id}`] } });
+  await Promise.all(list.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
+}
+
+/** Polls until fn returns a value (not undefined) or the time is up. */
+export async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) throw new Error(`${what}: not true after ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** GET through Traefik's web entrypoint with a Host header. */
+export async function viaTraefik(host: string, path = '/'): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://${cfg.traefik.host}:${cfg.traefik.webPort}${path}`, { headers: { host }, signal: AbortSignal.timeout(5000) });
+  return { status: res.status, body: await res.text() };
+}
