@@ -39,7 +39,8 @@ export function logEntry(commit: string, c: CommitData): LogEntry {
   };
 }
 
-async function blobAt(store: StateStore, tree: string, path: string): Promise<string | null> {
+/** The object at `path` in `tree` (a blob, or a tree for a directory), or null. */
+async function objectAt(store: StateStore, tree: string, path: string): Promise<string | null> {
   const parts = path.split('/');
   let oid: string = tree;
   for (let i = 0; i < parts.length; i++) {
@@ -47,7 +48,7 @@ async function blobAt(store: StateStore, tree: string, path: string): Promise<st
     const entry = entries.find((e) => e.path === parts[i]);
     if (!entry) return null;
     const last = i === parts.length - 1;
-    if (last) return entry.type === 'blob' ? entry.oid : null;
+    if (last) return entry.oid; // a file's blob or a directory's tree
     if (entry.type !== 'tree') return null;
     oid = entry.oid;
   }
@@ -66,11 +67,11 @@ export async function fileHistory(store: StateStore, head: string, paths: string
   while (queue.length && out.length < limit && walked++ < maxWalk) {
     queue.sort((a, b) => b.c.committer.timestamp - a.c.committer.timestamp);
     const { oid, c } = queue.shift()!;
-    const mine = await Promise.all(paths.map((p) => blobAt(store, c.tree, p)));
+    const mine = await Promise.all(paths.map((p) => objectAt(store, c.tree, p)));
     const parents = await Promise.all(c.parents.map(async (p) => ({ oid: p, c: await store.readCommit(p) })));
     let same: typeof parents = [];
     for (const p of parents) {
-      const theirs = await Promise.all(paths.map((path) => blobAt(store, p.c.tree, path)));
+      const theirs = await Promise.all(paths.map((path) => objectAt(store, p.c.tree, path)));
       if (theirs.every((t, i) => t === mine[i])) { same = [p]; break; }
     }
     if (parents.length === 0 ? mine.some(Boolean) : same.length === 0) out.push(logEntry(oid, c));

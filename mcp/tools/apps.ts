@@ -1,0 +1,71 @@
+// App tools: create_app, update_app, delete_app, get_app, list_apps.
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import type { Domain } from '../../reconciler/domain/index.js';
+import { expectedRevision, handle, liveOutput, name, project, proposal, resources, writeOutput, writeText } from './shared.js';
+
+const source = z.union([
+  z.strictObject({ image: z.string().max(512).describe('a container image, e.g. nginx:1.27') }),
+  z.strictObject({ files: z.record(z.string().max(256), z.string().max(262_144)).describe('{ "relative/path": "content" }: at most 200 files, 1 MiB in all') }),
+  z.strictObject({ git: z.strictObject({ url: z.string().max(512), ref: z.string().max(255) }) }),
+]).describe('exactly one of { image }, { files } or { git: { url, ref } }');
+
+function fields(nullable: boolean) {
+  const opt = <T extends z.ZodType>(t: T) => (nullable ? t.nullable().optional() : t.optional());
+  return {
+    env: opt(z.record(z.string().max(128), z.string().max(4096))).describe('plain environment variables; put credentials in secret_env'),
+    secret_env: opt(z.record(z.string().max(128), nullable ? z.string().max(65_536).nullable() : z.string().max(65_536)))
+      .describe('secret environment variables: values are encrypted with age and never shown again' + (nullable ? '; a null value removes that secret, other secrets stay' : '')),
+    resources: opt(resources),
+    replicas: opt(z.number().int()).describe('containers to run, 0-20'),
+    domains: opt(z.array(z.string().max(253)).max(16)).describe('host names routed to the app'),
+    health_check: opt(z.strictObject({
+      path: z.string().max(512), interval_seconds: z.number().int().optional(), timeout_seconds: z.number().int().optional(), retries: z.number().int().optional(),
+    })),
+    scale_to_zero: opt(z.strictObject({ idle_timeout_seconds: z.number().int() })).describe('stop after this many idle seconds (30-86400); start on the next request'),
+    egress_allow: opt(z.array(z.string().max(260)).max(64)).describe("destinations the app may reach: 'host', 'host:port', '*.domain', 'IPv4[/prefix]'"),
+    ttl_seconds: opt(z.number().int().min(60).max(90 * 86400)).describe('ephemeral apps: remove the app this many seconds from now'),
+    databases: opt(z.array(z.strictObject({ name: z.string().max(63), project: z.string().max(63).optional(), env_prefix: z.string().max(128).optional() })).max(8))
+      .describe('databases to bind; each injects <env_prefix>_URL (default DATABASE_URL)'),
+  };
+}
+
+const appOutput = {
+  app: z.record(z.string(), z.unknown()).describe('the App manifest as stored in git'),
+  revision: z.string().describe('pass as expected_revision to update only if nobody changed the app since'),
+  path: z.string(),
+  commit: z.string().nullable(),
+  live: liveOutput,
+};
+
+export function registerAppTools(server: McpServer, domain: Domain): void {
+  server.registerTool('create_app', {
+    description: 'Describe a new app. Commits apps/<project>/<name>.yaml (or opens a proposal in review mode). Fails if the app exists.',
+    inputSchema: z.strictObject({ name, project, source, port: z.number().int().describe('the TCP port the app listens on'), ...fields(false), proposal }),
+    outputSchema: writeOutput,
+  }, (args) => handle('create_app', () => domain.createApp(args), writeText));
+
+  server.registerTool('update_app', {
+    description: 'Change an existing app. Fields you pass replace the stored ones; null removes an optional field; omitted fields stay. Pass expected_revision from get_app to avoid overwriting someone else\'s change.',
+    inputSchema: z.strictObject({ name, project, source: source.optional(), port: z.number().int().optional(), ...fields(true), expected_revision: expectedRevision, proposal }),
+    outputSchema: writeOutput,
+  }, (args) => handle('update_app', () => domain.updateApp(args), writeText));
+
+  server.registerTool('delete_app', {
+    description: 'Remove an app and its secrets from the desired state; the reconciler then stops it.',
+    inputSchema: z.strictObject({ name, project, expected_revision: expectedRevision, proposal }),
+    outputSchema: writeOutput,
+  }, (args) => handle('delete_app', () => domain.deleteApp(args), writeText));
+
+  server.registerTool('get_app', {
+    description: 'The app\'s manifest on main, its revision, and its live status (unknown until the reconciler runs). Secret values are never returned, only names.',
+    inputSchema: z.strictObject({ name, project }),
+    outputSchema: appOutput,
+  }, (args) => handle('get_app', () => domain.getApp(args), (r) => `${r.path} @ ${r.revision}\nlive: ${r.live.known ? JSON.stringify(r.live) : r.live.reason}\n${JSON.stringify(r.app, null, 2)}`));
+
+  server.registerTool('list_apps', {
+    description: 'Apps on main, optionally in one project.',
+    inputSchema: z.strictObject({ project }),
+    outputSchema: { apps: z.array(z.object({ name: z.string(), project: z.string(), source: z.string(), port: z.number(), revision: z.string(), path: z.string() })), invalid: z.array(z.string()), commit: z.string().nullable() },
+  }, (args) => handle('list_apps', () => domain.listApps(args), (r) => r.apps.map((a) => `${a.project}/${a.name}  ${a.source}  port ${a.port}`).join('\n') || 'no apps'));
+}

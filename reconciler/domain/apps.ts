@@ -1,0 +1,129 @@
+// App operations: validate, then one write through write.ts. Secret values are
+// encrypted inside the write and never leave this module in any result.
+import { API_VERSION, type App } from '../../schemas/index.js';
+import { encryptSecret, secretDir, secretPath } from '../state/secrets.js';
+import type { Change, TreeView } from '../state/tree.js';
+import { MAIN } from '../state/store.js';
+import { changedFields, describeSource, newAppSpec, updatedAppSpec, type CreateAppInput, type UpdateAppInput } from './app-input.js';
+import { clusterConfig } from './cluster.js';
+import { DomainError, conflict, invalid, notFound } from './errors.js';
+import type { LiveStateProvider, LiveStatus } from './live-state.js';
+import { checkManifest, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
+import { requireProjects, write, type Ctx, type WriteResult } from './write.js';
+
+const MAX_SECRET_BYTES = 64 * 1024;
+
+function checkSecrets(file: string, secrets: Record<string, string | null> | null | undefined): void {
+  for (const [name, value] of Object.entries(secrets ?? {})) {
+    if (value !== null && Buffer.byteLength(value) > MAX_SECRET_BYTES) throw new DomainError('too_large', `${file}: secret_env.${name} is larger than ${MAX_SECRET_BYTES} bytes; store large files elsewhere`);
+    if (value === '') throw invalid(`${file}: secret_env.${name} is empty; pass null to remove a secret`);
+  }
+}
+
+async function secretChanges(view: TreeView, project: string, name: string, secrets: Record<string, string | null> | null | undefined): Promise<Change[]> {
+  if (secrets === undefined) return [];
+  if (secrets === null) {
+    const existing = await view.list(secretDir(project, name));
+    return existing.map((e) => ({ path: `${secretDir(project, name)}/${e.path}`, content: null }));
+  }
+  const recipients = (await clusterConfig(view)).spec.secrets.recipients;
+  const out: Change[] = [];
+  for (const [key, value] of Object.entries(secrets)) {
+    out.push({ path: secretPath(project, name, key), content: value === null ? null : await encryptSecret(value, recipients) });
+  }
+  return out;
+}
+
+function appManifest(name: string, project: string, spec: App['spec']): App {
+  return { apiVersion: API_VERSION, kind: 'App', metadata: { name, project }, spec };
+}
+
+export async function createApp(ctx: Ctx, input: CreateAppInput, now = new Date()): Promise<WriteResult> {
+  const project = input.project ?? 'default';
+  const file = fileLabel('App', project, input.name);
+  const manifest = appManifest(input.name, project, newAppSpec(input, now));
+  const text = checkManifest(file, manifest);
+  checkSecrets(file, input.secret_env);
+  const path = manifestPath('App', project, input.name);
+  return write(ctx, {
+    tool: 'create_app',
+    projects: [project],
+    path,
+    proposal: input.proposal,
+    summary: `create app ${project}/${input.name}: ${describeSource(manifest.spec.source)}, port ${manifest.spec.port}`,
+    prepare: async (view) => {
+      if (await view.blobOid(path)) throw new DomainError('already_exists', `app ${project}/${input.name} already exists (${path}); use update_app to change it or pick another name`);
+      return [{ path, content: text }, ...(await secretChanges(view, project, input.name, input.secret_env))];
+    },
+  });
+}
+
+function checkRevision(path: string, expected: string | undefined, actual: string): void {
+  if (expected !== undefined && expected !== actual) {
+    throw conflict(`${path} changed since revision ${expected} (it is now ${actual}); call get_app for the current manifest, re-apply your change and pass the new revision as expected_revision`);
+  }
+}
+
+export async function updateApp(ctx: Ctx, input: UpdateAppInput, now = new Date()): Promise<WriteResult> {
+  const project = input.project ?? 'default';
+  const file = fileLabel('App', project, input.name);
+  const path = manifestPath('App', project, input.name);
+  checkSecrets(file, input.secret_env);
+  return write(ctx, {
+    tool: 'update_app',
+    projects: [project],
+    path,
+    proposal: input.proposal,
+    summary: `update app ${project}/${input.name}: ${changedFields(input)}`,
+    prepare: async (view) => {
+      const current = await readManifest<App>(view, 'App', project, input.name);
+      if (!current) throw notFound(`app ${project}/${input.name} does not exist; create it with create_app`);
+      checkRevision(path, input.expected_revision, current.revision);
+      const next = appManifest(input.name, project, updatedAppSpec(current.manifest.spec, input, now));
+      const text = checkManifest(file, next);
+      return [{ path, content: text }, ...(await secretChanges(view, project, input.name, input.secret_env))];
+    },
+  });
+}
+
+export async function deleteApp(ctx: Ctx, input: { name: string; project?: string; expected_revision?: string; proposal?: string }): Promise<WriteResult> {
+  const project = input.project ?? 'default';
+  const path = manifestPath('App', project, input.name);
+  return write(ctx, {
+    tool: 'delete_app',
+    projects: [project],
+    path,
+    proposal: input.proposal,
+    summary: `delete app ${project}/${input.name}`,
+    prepare: async (view) => {
+      const revision = await view.blobOid(path);
+      if (!revision) throw notFound(`app ${project}/${input.name} does not exist (${path}); list_apps shows the apps there are`);
+      checkRevision(path, input.expected_revision, revision);
+      const secrets = await view.list(secretDir(project, input.name));
+      return [{ path, content: null }, ...secrets.map((e) => ({ path: `${secretDir(project, input.name)}/${e.path}`, content: null }))];
+    },
+  });
+}
+
+export interface AppView { app: App; revision: string; path: string; commit: string | null; live: LiveStatus }
+
+export async function getApp(ctx: Ctx, live: LiveStateProvider, input: { name: string; project?: string }): Promise<AppView> {
+  const project = input.project ?? 'default';
+  requireProjects(ctx.agent, [project]);
+  const view = await ctx.store.view(MAIN);
+  const found = await readManifest<App>(view, 'App', project, input.name);
+  if (!found) throw notFound(`app ${project}/${input.name} does not exist; list_apps shows the apps there are`);
+  return { app: found.manifest, revision: found.revision, path: found.path, commit: view.commit, live: await live.status({ kind: 'App', project, name: input.name }) };
+}
+
+export interface AppSummary { name: string; project: string; source: string; port: number; revision: string; path: string }
+
+export async function listApps(ctx: Ctx, input: { project?: string }): Promise<{ apps: AppSummary[]; invalid: string[]; commit: string | null }> {
+  if (input.project) requireProjects(ctx.agent, [input.project]);
+  const view = await ctx.store.view(MAIN);
+  const { items, invalid: bad } = await listManifests<App>(view, 'App', input.project);
+  const apps = items
+    .filter((i) => input.project || ctx.agent.projects.includes('*') || ctx.agent.projects.includes(i.manifest.metadata.project))
+    .map((i) => ({ name: i.manifest.metadata.name, project: i.manifest.metadata.project, source: describeSource(i.manifest.spec.source), port: i.manifest.spec.port, revision: i.revision, path: i.path }));
+  return { apps, invalid: bad, commit: view.commit };
+}

@@ -1,0 +1,63 @@
+// The operations agents can ask for, bound to one agent identity. Each MCP tool calls
+// exactly one of these. Reads take live state from an injected provider so the
+// reconciler can plug in real status without touching mcp/.
+import type { StateStore } from '../state/store.js';
+import type { AgentPolicy } from '../state/tokens.js';
+import * as apps from './apps.js';
+import type { CreateAppInput, UpdateAppInput } from './app-input.js';
+import * as dbs from './databases.js';
+import * as hist from './history.js';
+import { unknownLiveState, type LiveStateProvider } from './live-state.js';
+import { listProposals } from './proposals.js';
+import type { Ctx, WriteResult } from './write.js';
+
+export type { WriteResult } from './write.js';
+export type { CreateAppInput, UpdateAppInput } from './app-input.js';
+export type { CreateDatabaseInput } from './databases.js';
+export { DomainError } from './errors.js';
+export { unknownLiveState, RECONCILER_NOT_RUNNING, type LiveStateProvider } from './live-state.js';
+
+type Ident = { name: string; project?: string };
+type Guarded = Ident & { expected_revision?: string; proposal?: string };
+
+export interface Domain {
+  agent: AgentPolicy;
+  whoami(): Promise<AgentPolicy>;
+  createApp(input: CreateAppInput): Promise<WriteResult>;
+  updateApp(input: UpdateAppInput): Promise<WriteResult>;
+  deleteApp(input: Guarded): Promise<WriteResult>;
+  getApp(input: Ident): ReturnType<typeof apps.getApp>;
+  listApps(input: { project?: string }): ReturnType<typeof apps.listApps>;
+  createDatabase(input: dbs.CreateDatabaseInput): Promise<WriteResult>;
+  deleteDatabase(input: Guarded): Promise<WriteResult>;
+  getDatabase(input: Ident): ReturnType<typeof dbs.getDatabase>;
+  listDatabases(input: { project?: string }): ReturnType<typeof dbs.listDatabases>;
+  history(input: hist.HistoryInput): ReturnType<typeof hist.history>;
+  revert(input: { commit: string; proposal?: string }): Promise<WriteResult>;
+  plan(input: { project?: string }): ReturnType<typeof hist.plan>;
+  listProposals(): ReturnType<typeof listProposals>;
+}
+
+export interface DomainOptions { store: StateStore; agent: AgentPolicy; liveState?: LiveStateProvider }
+
+export function createDomain(opts: DomainOptions): Domain {
+  const ctx: Ctx = { store: opts.store, agent: opts.agent };
+  const live = opts.liveState ?? unknownLiveState;
+  return {
+    agent: opts.agent,
+    whoami: async () => ({ ...opts.agent }),
+    createApp: (i) => apps.createApp(ctx, i),
+    updateApp: (i) => apps.updateApp(ctx, i),
+    deleteApp: (i) => apps.deleteApp(ctx, i),
+    getApp: (i) => apps.getApp(ctx, live, i),
+    listApps: (i) => apps.listApps(ctx, i),
+    createDatabase: (i) => dbs.createDatabase(ctx, i),
+    deleteDatabase: (i) => dbs.deleteDatabase(ctx, i),
+    getDatabase: (i) => dbs.getDatabase(ctx, live, i),
+    listDatabases: (i) => dbs.listDatabases(ctx, i),
+    history: (i) => hist.history(ctx, i),
+    revert: (i) => hist.revert(ctx, i),
+    plan: (i) => hist.plan(ctx, live, i),
+    listProposals: () => listProposals(ctx),
+  };
+}

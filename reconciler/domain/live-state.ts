@@ -1,0 +1,25 @@
+// What is actually running. The reconciler plugs in a real provider; until then every
+// answer says live state is unknown, so agents are never told a desired state is live.
+import type { Kind } from '../../schemas/index.js';
+
+export interface ResourceId { kind: Kind; project: string; name: string }
+export interface DesiredResource extends ResourceId { revision: string }
+
+export type LiveStatus =
+  | { known: false; reason: string }
+  | { known: true; phase: string; message?: string; appliedCommit?: string; url?: string; updatedAt?: string };
+
+export interface PlannedAction extends ResourceId { action: string; reason: string }
+export type LivePlan = { known: false; reason: string } | { known: true; actions: PlannedAction[] };
+
+export interface LiveStateProvider {
+  status(id: ResourceId): Promise<LiveStatus>;
+  plan(desired: { commit: string | null; resources: DesiredResource[] }): Promise<LivePlan>;
+}
+
+export const RECONCILER_NOT_RUNNING = 'live state unknown: the reconciler is not running';
+
+export const unknownLiveState: LiveStateProvider = {
+  status: async () => ({ known: false, reason: RECONCILER_NOT_RUNNING }),
+  plan: async () => ({ known: false, reason: RECONCILER_NOT_RUNNING }),
+};

@@ -1,0 +1,86 @@
+// Where each resource lives in the state repo and how its file is read and written.
+// Identity is (kind, project, name); the path follows from it and nothing else.
+import { parse, stringify } from 'yaml';
+import { MAX_MANIFEST_BYTES, SchemaError, validateManifest, type Kind, type Manifest } from '../../schemas/index.js';
+import type { TreeView } from '../state/tree.js';
+import { DomainError, invalid } from './errors.js';
+
+export const DNS_LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const DIRS: Record<Kind, string> = { App: 'apps', Database: 'databases' };
+
+export function kindDir(kind: Kind): string {
+  return DIRS[kind];
+}
+
+export function manifestPath(kind: Kind, project: string, name: string): string {
+  if (!DNS_LABEL.test(project) || !DNS_LABEL.test(name)) throw invalid(`project and name must be DNS labels, got ${JSON.stringify(`${project}/${name}`)}`);
+  return `${DIRS[kind]}/${project}/${name}.yaml`;
+}
+
+/** A label for error messages: the file path when the identity is valid, else a description. */
+export function fileLabel(kind: Kind, project: string, name: string): string {
+  return DNS_LABEL.test(project) && DNS_LABEL.test(name) ? manifestPath(kind, project, name) : `the ${kind} manifest`;
+}
+
+/** The project a state-repo path belongs to, or null for cluster-wide files (mlink.yaml, README.md, ...). */
+export function projectOfPath(path: string): string | null {
+  const m = /^(apps|databases|secrets)\/([^/]+)\//.exec(path);
+  return m?.[2] ?? null;
+}
+
+export function toYaml(m: Manifest): string {
+  return stringify(m, { lineWidth: 0 });
+}
+
+/** Validates a manifest built from tool input; throws an invalid_input DomainError naming the field. */
+export function checkManifest(file: string, m: Manifest): string {
+  try {
+    validateManifest(file, m);
+  } catch (err) {
+    if (err instanceof SchemaError) throw invalid(err.message);
+    throw err;
+  }
+  const text = toYaml(m);
+  const size = Buffer.byteLength(text);
+  if (size > MAX_MANIFEST_BYTES) {
+    const hint = m.kind === 'App' && 'files' in m.spec.source ? ' spec.source.files is the likely cause: send fewer or smaller files, or use source.git' : '';
+    throw new DomainError('too_large', `${file}: the manifest is ${size} bytes; at most ${MAX_MANIFEST_BYTES} bytes are allowed.${hint}`);
+  }
+  return text;
+}
+
+export interface StoredManifest<M extends Manifest = Manifest> { manifest: M; revision: string; path: string }
+
+/** Reads and validates one manifest; null when absent. A file that fails validation is reported, never returned. */
+export async function readManifest<M extends Manifest>(view: TreeView, kind: M['kind'], project: string, name: string): Promise<StoredManifest<M> | null> {
+  const path = manifestPath(kind, project, name);
+  const revision = await view.blobOid(path);
+  if (!revision) return null;
+  const text = (await view.readText(path)) ?? '';
+  try {
+    return { manifest: validateManifest(path, parse(text)) as M, revision, path };
+  } catch (err) {
+    throw new DomainError('conflict', `${err instanceof Error ? err.message : String(err)} (the file in git is invalid; fix or revert the commit that wrote it)`);
+  }
+}
+
+/** Every manifest of a kind, optionally in one project, sorted by project then name. Invalid files are reported in `invalid`. */
+export async function listManifests<M extends Manifest>(view: TreeView, kind: M['kind'], project?: string): Promise<{ items: StoredManifest<M>[]; invalid: string[] }> {
+  const dir = DIRS[kind];
+  const projects = project ? [project] : (await view.list(dir)).filter((e) => e.type === 'tree').map((e) => e.path).sort();
+  const items: StoredManifest<M>[] = [];
+  const bad: string[] = [];
+  for (const p of projects) {
+    for (const e of await view.list(`${dir}/${p}`)) {
+      if (e.type !== 'blob' || !e.path.endsWith('.yaml')) continue;
+      const name = e.path.slice(0, -'.yaml'.length);
+      try {
+        const m = await readManifest<M>(view, kind, p, name);
+        if (m) items.push(m);
+      } catch (err) {
+        bad.push(err instanceof Error ? err.message : String(err));
+      }
+    }
+  }
+  return { items, invalid: bad };
+}
