@@ -7,6 +7,11 @@ const commands: Record<string, Command> = {
   up: { summary: 'run everything on embedded defaults and print where agents connect', load: () => import('./up.js') },
   setup: { summary: 'install and start the infrastructure (idempotent, cached)', load: () => import('./setup.js') },
   doctor: { summary: 'one line per component: version, address, OK or FAIL with the fix', load: () => import('./doctor.js') },
+  init: { summary: 'create the state repo (git, branch main) and the cluster age key', load: () => import('./init.js') },
+  mcp: { summary: 'serve MCP on stdio for one agent (--repo DIR --agent NAME)', load: () => import('./mcp.js') },
+  serve: { summary: 'serve MCP over Streamable HTTP at /mcp with bearer tokens', load: () => import('./serve.js') },
+  review: { summary: 'list, show, approve or reject agents\' proposals', load: () => import('./review.js') },
+  token: { summary: 'add, list or revoke agent tokens for `mlink serve`', load: () => import('./token.js') },
 };
 
 function usage(): string {
