@@ -56,7 +56,7 @@ export async function listRefs(gitdir: string, prefix: string): Promise<string[]
 
 async function takeLock(path: string, timeoutMs = 10_000): Promise<Awaited<ReturnType<typeof open>>> {
   const started = Date.now();
-  for (let wait = 1; ; wait = Math.min(wait * 2, 50)) {
+  for (let wait = 1; ; wait = Math.min(wait * 2, 8)) {
     try {
       await mkdir(dirname(path), { recursive: true });
       return await open(path, 'wx');
@@ -65,9 +65,60 @@ async function takeLock(path: string, timeoutMs = 10_000): Promise<Awaited<Retur
       if (Date.now() - started > timeoutMs) {
         throw new Error(`${path} is held by another writer for more than ${timeoutMs / 1000}s; if no git process is running, delete it`);
       }
-      await sleep(wait);
+      await sleep(wait * (0.5 + Math.random()));
     }
   }
+}
+
+export interface RefLock {
+  /** Where the ref pointed when the lock was taken (null: it does not exist). */
+  current: string | null;
+  /** Points the ref at `next` (null deletes it) and releases the lock. */
+  commit(next: string | null): Promise<void>;
+  /** Releases the lock without changing the ref (no-op after commit). */
+  release(): Promise<void>;
+}
+
+/**
+ * Takes `<ref>.lock` the way git does, so git's CLI and other ml.ink processes wait
+ * for us and we for them. Read the head, write objects, then `commit`: nobody can
+ * move the ref in between.
+ */
+export async function lockRef(gitdir: string, ref: string): Promise<RefLock> {
+  const path = join(gitdir, ref);
+  const handle = await takeLock(`${path}.lock`);
+  let held = true; // the lock file exists and is ours
+  let fdOpen = true;
+  const closeFd = async (): Promise<void> => { if (fdOpen) { fdOpen = false; await handle.close().catch(() => undefined); } };
+  const release = async (): Promise<void> => {
+    await closeFd();
+    if (!held) return;
+    held = false;
+    await unlink(`${path}.lock`).catch(() => undefined);
+  };
+  let current: string | null;
+  try { current = await readRef(gitdir, ref); } catch (err) { await release(); throw err; }
+  return {
+    current,
+    release,
+    async commit(next: string | null): Promise<void> {
+      if (!held) throw new Error(`${ref}.lock was already released`);
+      try {
+        if (next) {
+          await handle.writeFile(`${next}\n`);
+          await handle.sync();
+          await closeFd();
+          await rename(`${path}.lock`, path);
+          held = false;
+        } else {
+          await unlink(path).catch(() => undefined);
+          await removePacked(gitdir, ref);
+        }
+      } finally {
+        await release();
+      }
+    },
+  };
 }
 
 /**
@@ -75,29 +126,12 @@ async function takeLock(path: string, timeoutMs = 10_000): Promise<Awaited<Retur
  * at `expected` (null: the ref must not exist yet). Throws RefMovedError otherwise.
  */
 export async function updateRef(gitdir: string, ref: string, next: string | null, expected: string | null): Promise<void> {
-  const path = join(gitdir, ref);
-  const lock = await takeLock(`${path}.lock`);
-  let locked = true;
-  try {
-    const actual = await readRef(gitdir, ref);
-    if (actual !== expected) throw new RefMovedError(ref, expected, actual);
-    if (next) {
-      await lock.writeFile(`${next}\n`);
-      await lock.sync();
-      await lock.close();
-      await rename(`${path}.lock`, path);
-      locked = false;
-    } else {
-      await lock.close();
-      await unlink(path).catch(() => undefined);
-      await removePacked(gitdir, ref);
-    }
-  } finally {
-    if (locked) {
-      await lock.close().catch(() => undefined);
-      await unlink(`${path}.lock`).catch(() => undefined);
-    }
+  const lock = await lockRef(gitdir, ref);
+  if (lock.current !== expected) {
+    await lock.release();
+    throw new RefMovedError(ref, expected, lock.current);
   }
+  await lock.commit(next);
 }
 
 async function removePacked(gitdir: string, ref: string): Promise<void> {

@@ -1,11 +1,11 @@
 // The git state store: read the desired state at any ref, and turn one change into one
 // commit. Writers are serialised in-process (one queue per repository) and across
-// processes by git's own ref lock with compare-and-swap; a writer that loses the race
-// re-reads the new head and runs its `prepare` again, so no update is ever lost.
+// processes by git's own ref lock, held from reading the head to moving it, so no
+// update is ever lost.
 import { existsSync, realpathSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ObjectStore, type CommitData, type Person } from './objects.js';
-import { RefMovedError, listRefs, readRef, updateRef } from './refs.js';
+import { listRefs, lockRef, readRef, updateRef } from './refs.js';
 import { TreeView, applyChanges, type Change } from './tree.js';
 
 export const MAIN = 'refs/heads/main';
@@ -26,7 +26,7 @@ export interface CommitRequest {
   extraParents?: string[];
   /**
    * Runs under the write lock against the current head and returns the changes to make.
-   * Throwing aborts the write with nothing committed. May run more than once.
+   * Throwing aborts the write with nothing committed.
    */
   prepare(view: TreeView): Promise<Change[]>;
 }
@@ -103,11 +103,16 @@ export class StateStore {
     await serialise(this.gitdir, () => updateRef(this.gitdir, ref, null, expected));
   }
 
-  /** Writes one commit: the changes `prepare` returns, on top of the ref's current head. */
+  /**
+   * Writes one commit: the changes `prepare` returns, on top of the ref's current head.
+   * The ref stays locked from reading its head to moving it, so no writer (ours, another
+   * process's or git's CLI) can slip a commit in between and have it overwritten.
+   */
   commit(req: CommitRequest): Promise<CommitResult> {
     return serialise(this.gitdir, async () => {
-      for (let attempt = 0; ; attempt++) {
-        const current = await readRef(this.gitdir, req.ref);
+      const lock = await lockRef(this.gitdir, req.ref);
+      try {
+        const current = lock.current;
         const base = current ?? (req.from ? await this.resolve(req.from) : null);
         const baseTree = base ? (await this.objects.readCommit(base)).tree : null;
         const changes = await req.prepare(new TreeView(this.objects, baseTree, base));
@@ -121,13 +126,10 @@ export class StateStore {
           committer: person(req.committer ?? SYSTEM, when),
           message: req.message,
         });
-        try {
-          await updateRef(this.gitdir, req.ref, commit, current);
-          return { commit, parent: base, ref: req.ref };
-        } catch (err) {
-          if (err instanceof RefMovedError && attempt < 50) continue; // another process won: redo on its head
-          throw err;
-        }
+        await lock.commit(commit);
+        return { commit, parent: base, ref: req.ref };
+      } finally {
+        await lock.release();
       }
     });
   }
