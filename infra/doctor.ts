@@ -1,7 +1,7 @@
 // `mlink doctor`: one line per component with version, address and OK or FAIL plus the
 // fix. It only looks; `mlink setup` is what changes things.
 import { existsSync } from 'node:fs';
-import { infraConfig, registryAddress, temporalAddress, type InfraConfig } from './config.js';
+import { infraConfig, registryAddress, temporalAddress, versions, type InfraConfig } from './config.js';
 import { run } from './proc.js';
 import { dockerReady, registeredRunsc } from './setup/docker.js';
 import { imageExists } from './setup/images.js';
@@ -45,13 +45,13 @@ export async function checks(cfg: InfraConfig = infraConfig()): Promise<Check[]>
 
   const temporal = existsSync(cfg.temporal.binary) && (await temporalReady(cfg));
   out.push({
-    component: 'temporal', ok: temporal, version: existsSync(cfg.temporal.binary) ? `cli ${(await firstLine(cfg.temporal.binary, ['--version'])).replace(/^temporal version /, '')}` : '-',
+    component: 'temporal', ok: temporal, version: existsSync(cfg.temporal.binary) ? `cli ${versions.temporalCli} ${(/\(Server [^,)]+/.exec(await firstLine(cfg.temporal.binary, ['--version']))?.[0] ?? '').replace('(', '(')})`.replace(' )', '') : '-',
     address: temporalAddress(cfg), detail: temporal ? 'dev server SERVING' : 'no Temporal server answering',
     fix: temporal ? undefined : 'run `npx mlink setup` (starts the Temporal dev server)',
   });
 
   const traefik = await traefikReady(cfg);
-  const traefikVersion = existsSync(cfg.traefik.binary) ? (await firstLine(cfg.traefik.binary, ['version'])).replace(/^Version:\s*/, '') : '';
+  const traefikVersion = existsSync(cfg.traefik.binary) ? versions.traefik : '';
   out.push({
     component: 'traefik', ok: traefik, version: traefikVersion || '-', address: `http://${cfg.traefik.host}:${cfg.traefik.webPort}`,
     detail: traefik ? `routes from ${cfg.traefik.routesDir}` : 'Traefik ping does not answer',

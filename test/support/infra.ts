@@ -3,6 +3,7 @@
 // only that.
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { infraConfig } from '../../infra/config.js';
 
 export const cfg = infraConfig();
@@ -36,8 +37,15 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
   }
 }
 
-/** GET through Traefik's web entrypoint with a Host header. */
-export async function viaTraefik(host: string, path = '/'): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://${cfg.traefik.host}:${cfg.traefik.webPort}${path}`, { headers: { host }, signal: AbortSignal.timeout(5000) });
-  return { status: res.status, body: await res.text() };
+/** GET through Traefik's web entrypoint with a Host header (fetch would drop it). */
+export function viaTraefik(host: string, path = '/', timeoutMs = 5000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: cfg.traefik.host, port: cfg.traefik.webPort, path, headers: { host }, timeout: timeoutMs, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from Traefik for ${host} in ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
