@@ -1,0 +1,76 @@
+// `mlink mcp` over stdio, driven by the SDK's real Client through the real binary; then
+// the repo is read with git's own CLI.
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, git, head, structured, tempState, text, type TempState } from '../support/state-repo.js';
+
+let t: TempState;
+let client: Client;
+let stderr = '';
+
+beforeAll(async () => {
+  t = await tempState();
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: ['bin/mlink.js', 'mcp', '--repo', t.repo, '--agent', 'claude'],
+    env: { ...process.env, MLINK_HOME: t.home, MLINK_LOG_LEVEL: 'info', MLINK_LOG_FORMAT: 'json' } as Record<string, string>,
+    stderr: 'pipe',
+  });
+  client = new Client({ name: 'stdio-agent', version: '1.0.0' });
+  await client.connect(transport);
+  (transport.stderr as PassThrough | null)?.on('data', (c) => { stderr += String(c); });
+}, 30_000);
+afterAll(async () => { await client.close(); t.cleanup(); });
+
+describe('MCP over stdio (mlink mcp)', () => {
+  it('lists every tool with input and output schemas', async () => {
+    const { tools } = await client.listTools();
+    expect(tools.map((x) => x.name).sort()).toEqual(['create_app', 'create_database', 'delete_app', 'delete_database', 'get_app', 'get_database', 'history', 'list_apps', 'list_databases', 'list_proposals', 'plan', 'revert', 'update_app', 'whoami']);
+    const create = tools.find((x) => x.name === 'create_app')!;
+    expect(create.inputSchema.required).toEqual(expect.arrayContaining(['name', 'source', 'port']));
+    expect((create.inputSchema as { additionalProperties?: boolean }).additionalProperties).toBe(false);
+    expect(create.outputSchema?.properties).toHaveProperty('commit');
+  });
+
+  it('commits as the agent; git log shows the author and trailers; git revert by a human works', async () => {
+    const created = structured<{ commit: string; request_id: string }>(await call(client, 'create_app', { name: 'api', project: 'shop', source: { git: { url: 'https://git.example/shop/api.git', ref: 'v1.2.0' } }, port: 3000, replicas: 2 }));
+    const updated = structured<{ commit: string }>(await call(client, 'update_app', { name: 'api', project: 'shop', replicas: 3 }));
+    expect(git(t.repo, 'fsck', '--strict', '--no-dangling')).toBe('');
+    const log = git(t.repo, 'log', '-2', '--format=%an|%ae|%s|%(trailers:key=Mlink-Tool,valueonly,separator=)|%(trailers:key=Mlink-Agent,valueonly,separator=)', 'main').trim().split('\n');
+    expect(log).toEqual([
+      'claude|claude@agents.mlink|update app shop/api: replicas 3|update_app|claude',
+      'claude|claude@agents.mlink|create app shop/api: git https://git.example/shop/api.git@v1.2.0, port 3000|create_app|claude',
+    ]);
+    expect(git(t.repo, 'log', '-1', '--format=%(trailers:key=Mlink-Request-Id,valueonly)', created.commit).trim()).toBe(created.request_id);
+
+    const clone = join(t.home, 'human');
+    git(t.home, 'clone', '-q', t.repo, clone);
+    git(clone, 'revert', '--no-edit', updated.commit);
+    git(clone, 'push', '-q', 'origin', 'main');
+    expect(structured<{ app: { spec: { replicas: number } } }>(await call(client, 'get_app', { name: 'api', project: 'shop' })).app.spec.replicas).toBe(2);
+    expect(git(t.repo, 'fsck', '--strict', '--no-dangling')).toBe('');
+  });
+
+  it('answers bad input with isError over stdio too, and writes nothing', async () => {
+    const before = head(t.repo);
+    const r = await call(client, 'create_app', { name: '../../x', source: { image: 'nginx' }, port: 80 });
+    expect(r.isError).toBe(true);
+    expect(text(r)).toContain('metadata.name "../../x" is not valid');
+    expect(head(t.repo)).toBe(before);
+  });
+
+  it('plan reports desired state and says live state is unknown', async () => {
+    const p = structured<{ desired: Array<{ name: string }>; live: { known: boolean; reason: string } }>(await call(client, 'plan', {}));
+    expect(p.desired.map((d) => d.name)).toEqual(['api']);
+    expect(p.live).toEqual({ known: false, reason: 'live state unknown: the reconciler is not running' });
+  });
+
+  it('logs to stderr only: one JSON line per commit with the request id', async () => {
+    await new Promise((r) => setTimeout(r, 100));
+    const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; tool?: string });
+    expect(lines.filter((l) => l.msg === 'committed').map((l) => l.tool)).toEqual(['create_app', 'update_app']);
+  });
+});
