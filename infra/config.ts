@@ -27,7 +27,15 @@ function port(name: string, fallback: number): number {
   return n;
 }
 
-export function infraConfig(dirs: DataDir = dataDir()): InfraConfig {
+/**
+ * The shared infrastructure's data dir: MLINK_INFRA_HOME when several ml.ink data dirs
+ * (MLINK_HOME) share one host's Docker, Temporal and Traefik, else the data dir itself.
+ */
+export function infraDir(): DataDir {
+  return process.env.MLINK_INFRA_HOME ? dataDir(process.env.MLINK_INFRA_HOME) : dataDir();
+}
+
+export function infraConfig(dirs: DataDir = infraDir()): InfraConfig {
   return {
     dirs,
     temporal: {

@@ -1,13 +1,82 @@
+// `mlink up`: everything on embedded defaults, in one process. Set-up (idempotent), the
+// state repo (created if missing), the reconciler (Temporal worker, watchers, drift
+// timer) and the MCP endpoint; prints where agents connect. Ctrl-C stops the control
+// plane; containers and Traefik keep serving.
+import { parseArgs } from 'node:util';
+import { infraConfig, temporalAddress } from '../../infra/config.js';
 import { runSetup } from '../../infra/setup/index.js';
-import { checks, formatChecks } from '../../infra/doctor.js';
+import { startHttpServer } from '../../mcp/http.js';
+import { startEngine } from '../engine.js';
+import { initStateRepo } from '../state/init.js';
+import { defaultTokensFile, ensureAgentToken } from '../state/tokens.js';
+import { log } from '../util/log.js';
+import { dataDir } from '../util/paths.js';
 
-export async function run(_argv: string[]): Promise<number> {
+const HELP = `usage: mlink up [--repo DIR] [--port 7331] [--drift-interval SECONDS] [--agent NAME] [--skip-setup]
+
+Runs ml.ink on embedded defaults: sets up Docker with runsc, Temporal, Traefik and the
+registry if needed, creates the state repo if missing, starts the reconciler and serves
+MCP at http://127.0.0.1:PORT/mcp. Prints the agent token the first time.
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      repo: { type: 'string' }, port: { type: 'string' }, 'drift-interval': { type: 'string' }, agent: { type: 'string' },
+      'skip-setup': { type: 'boolean' }, 'drain-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) { process.stdout.write(HELP); return 0; }
+  const dirs = dataDir();
+  const port = Number(values.port ?? process.env.MLINK_MCP_PORT ?? 7331);
+  const driftSeconds = Number(values['drift-interval'] ?? process.env.MLINK_DRIFT_INTERVAL ?? 30);
+  const drainMs = Number(values['drain-ms'] ?? 1000);
+  for (const [flag, v, ok] of [['--port', port, port >= 0 && port <= 65535], ['--drift-interval', driftSeconds, driftSeconds >= 1], ['--drain-ms', drainMs, drainMs >= 0]] as const) {
+    if (!Number.isInteger(v) || !ok) { process.stderr.write(`mlink up: ${flag} got ${v}; give a whole number in range (see --help)\n`); return 2; }
+  }
   try {
-    await runSetup();
+    const cfg = infraConfig();
+    if (!values['skip-setup']) await runSetup({ cfg });
+    const repoDir = values.repo ?? dirs.stateRepo;
+    const init = await initStateRepo({ dir: repoDir, keysDir: dirs.keys });
+    if (init.created) log.info('state repo created', { repo: init.dir, commit: init.commit });
+
+    const engine = await startEngine({
+      repoDir, keysDir: dirs.keys, log, driftSeconds, drainMs,
+      temporal: { address: temporalAddress(cfg), namespace: cfg.temporal.namespace },
+      routesDir: cfg.traefik.routesDir,
+      traefikApi: `http://${cfg.traefik.host}:${cfg.traefik.apiPort}`,
+      webPort: cfg.traefik.webPort,
+    });
+    const tokensFile = defaultTokensFile();
+    const agent = values.agent ?? 'agent';
+    const { token } = await ensureAgentToken(tokensFile, { name: agent, projects: ['*'], mode: 'commit', access: 'write' });
+    const server = await startHttpServer({ repoDir, tokensFile, host: '127.0.0.1', port, liveState: engine.liveState });
+
+    process.stdout.write([
+      '',
+      'ml.ink is up.',
+      `  MCP endpoint   ${server.url}`,
+      token ? `  agent token    ${token}   (agent "${agent}", all projects; shown once, keep it)` : `  agent token    agent "${agent}" already has one; \`npx mlink token add ${agent}\` issues a new one`,
+      `  apps served at http://<app>.<project>.localhost:${cfg.traefik.webPort}/ (Traefik)`,
+      `  state repo     ${init.dir}   (git clone it to review, revert, audit)`,
+      `  cluster        ${engine.cluster}; drift check every ${driftSeconds} s`,
+      '',
+      'Ctrl-C stops the control plane; running apps keep serving.',
+      '',
+    ].join('\n'));
+
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    log.info('stopping');
+    await server.close();
+    await engine.stop();
+    return 0;
   } catch (e) {
     process.stderr.write(`mlink up: ${(e as Error).message}\n`);
     return 1;
   }
-  process.stdout.write(formatChecks(await checks()));
-  return 0;
 }

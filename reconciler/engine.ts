@@ -1,0 +1,92 @@
+// The engine only composes: the state repo, the Temporal worker that runs the loop
+// (load desired -> observe live -> diff -> plan -> run -> record status), the client
+// that triggers it, and the triggers themselves. Each part lives in its own module.
+import Docker from 'dockerode';
+import type { LiveStateProvider } from './domain/live-state.js';
+import { readClusterConfig } from './source/desired.js';
+import { loadClusterKey } from './state/secrets.js';
+import { StateStore } from './state/store.js';
+import { createLiveState } from './status/live-state.js';
+import { ReconcilerClient } from './temporal/client.js';
+import { startWorker, type WorkerHandle } from './temporal/worker.js';
+import { driftTimer, watchMain, type Stoppable } from './triggers.js';
+import type { Logger } from './util/log.js';
+
+export interface EngineOptions {
+  repoDir: string;
+  keysDir: string;
+  temporal: { address: string; namespace: string };
+  routesDir: string;
+  traefikApi: string;
+  webPort: number;
+  /** Seconds between drift checks. */
+  driftSeconds: number;
+  drainMs?: number;
+  /** Run a worker in this process (the embedded default); false to only trigger. */
+  worker?: boolean;
+  log: Logger;
+}
+
+export interface Engine {
+  cluster: string;
+  liveState: LiveStateProvider;
+  trigger(reason: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startEngine(opts: EngineOptions): Promise<Engine> {
+  const store = StateStore.open(opts.repoDir);
+  const cluster = (await readClusterConfig(await store.view())).metadata.name;
+  const docker = new Docker();
+  const log = opts.log.child({ cluster });
+  const stops: Array<() => Promise<void>> = [];
+  let worker: WorkerHandle | undefined;
+  try {
+    if (opts.worker !== false) {
+      worker = await startWorker({
+        address: opts.temporal.address,
+        namespace: opts.temporal.namespace,
+        deps: {
+          cluster, store, docker, log,
+          edge: { routesDir: opts.routesDir, api: opts.traefikApi },
+          identity: async () => (await loadClusterKey(opts.keysDir)).identity,
+        },
+      });
+      const w = worker;
+      stops.push(() => w.stop());
+    }
+    const client = await ReconcilerClient.connect({ ...opts.temporal, cluster, drainMs: opts.drainMs });
+    stops.push(() => client.close());
+    if (await client.endStuckRun()) log.warn('ended a reconcile run that could not make progress; starting a fresh one');
+    const trigger = async (reason: string): Promise<void> => {
+      try {
+        await client.trigger(reason);
+        log.debug('reconcile requested', { reason });
+      } catch (e) {
+        log.error('could not request a reconcile', { reason, error: e });
+      }
+    };
+    const triggers: Stoppable[] = [
+      watchMain(store.gitdir, () => void trigger('commit')),
+      driftTimer(opts.driftSeconds, () => void (async () => {
+        if (await client.endStuckRun().catch(() => false)) log.warn('ended a reconcile run that could not make progress; starting a fresh one');
+        await trigger('drift');
+      })()),
+    ];
+    stops.unshift(...triggers.map((t) => () => t.stop()));
+    await trigger('start');
+    const liveState = createLiveState({ cluster, store, docker, routesDir: opts.routesDir, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 } });
+    log.info('reconciler running', { repo: opts.repoDir, temporal: opts.temporal.address, driftSeconds: opts.driftSeconds, worker: opts.worker !== false });
+    return {
+      cluster,
+      liveState: { ...liveState, sync: () => trigger('sync') } as LiveStateProvider,
+      trigger,
+      async stop() {
+        for (const s of stops) await s().catch((e: unknown) => log.warn('stopping', { error: e }));
+      },
+    };
+  } catch (e) {
+    for (const s of stops) await s().catch(() => undefined);
+    throw e;
+  }
+}

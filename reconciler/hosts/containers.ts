@@ -1,0 +1,163 @@
+// The runtime plane on a Docker host: networks and app containers. Every call checks
+// before it acts (names are deterministic), so a retried activity does no harm.
+import type Docker from 'dockerode';
+import { LABEL, MANAGED_BY, type DesiredApp } from '../model.js';
+
+export interface Started { id: string; name: string; ip: string }
+
+function statusOf(e: unknown): number | undefined {
+  return (e as { statusCode?: number }).statusCode;
+}
+
+export async function ensureNetwork(docker: Docker, cluster: string, project: string, name: string): Promise<string> {
+  try {
+    return (await docker.getNetwork(name).inspect()).Id as string;
+  } catch (e) {
+    if (statusOf(e) !== 404) throw e;
+  }
+  try {
+    const n = await docker.createNetwork({
+      Name: name,
+      Driver: 'bridge',
+      CheckDuplicate: true,
+      Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: cluster, [LABEL.kind]: 'Network', [LABEL.project]: project },
+    });
+    return n.id;
+  } catch (e) {
+    if (statusOf(e) === 409) return (await docker.getNetwork(name).inspect()).Id as string; // created meanwhile
+    throw e;
+  }
+}
+
+export async function removeNetwork(docker: Docker, name: string): Promise<void> {
+  try {
+    await docker.getNetwork(name).remove();
+  } catch (e) {
+    if (statusOf(e) !== 404) throw e;
+  }
+}
+
+export interface ReplicaRequest {
+  cluster: string;
+  commit: string;
+  app: DesiredApp;
+  replica: number;
+  container: string;
+  network: string;
+  /** Decrypted secret env; only ever passed to Docker. */
+  secrets: Record<string, string>;
+}
+
+/** The Docker create request for one replica: zero-trust defaults, labels that identify it. */
+export function createOptions(r: ReplicaRequest): Docker.ContainerCreateOptions {
+  const { app } = r;
+  const env = { ...app.env, ...r.secrets, PORT: String(app.port) };
+  return {
+    name: r.container,
+    Image: app.image,
+    Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    Labels: {
+      [LABEL.managedBy]: MANAGED_BY,
+      [LABEL.cluster]: r.cluster,
+      [LABEL.kind]: 'App',
+      [LABEL.project]: app.project,
+      [LABEL.name]: app.name,
+      [LABEL.specHash]: app.specHash,
+      [LABEL.commit]: r.commit,
+      [LABEL.replica]: String(r.replica),
+    },
+    ExposedPorts: { [`${app.port}/tcp`]: {} },
+    HostConfig: {
+      Runtime: app.runtime,
+      NetworkMode: r.network,
+      NanoCpus: Math.round(app.resources.cpu * 1e9),
+      Memory: app.resources.memoryMb * 1024 * 1024,
+      MemorySwap: app.resources.memoryMb * 1024 * 1024,
+      PidsLimit: app.resources.pids,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      RestartPolicy: { Name: 'unless-stopped' },
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
+    },
+  };
+}
+
+/** The container's address on `network`; Docker can report it a moment after start. */
+async function addressOf(docker: Docker, id: string, network: string, timeoutMs = 5000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const info = await docker.getContainer(id).inspect();
+    const ip = info.NetworkSettings.Networks[network]?.IPAddress ?? '';
+    if (ip || !info.State.Running || Date.now() > deadline) return ip;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Starts one replica, or finds it already running. A stopped leftover of the same name is replaced. */
+export async function startReplica(docker: Docker, r: ReplicaRequest): Promise<Started> {
+  const existing = docker.getContainer(r.container);
+  try {
+    const info = await existing.inspect();
+    if (info.State.Running && info.Config.Labels[LABEL.specHash] === r.app.specHash) {
+      return { id: info.Id, name: r.container, ip: await addressOf(docker, info.Id, r.network) };
+    }
+    await existing.remove({ force: true });
+  } catch (e) {
+    if (statusOf(e) !== 404) throw e;
+  }
+  let container: Docker.Container;
+  try {
+    container = await docker.createContainer(createOptions(r));
+  } catch (e) {
+    if (statusOf(e) !== 409) throw e;
+    container = docker.getContainer(r.container); // a retry of this activity created it
+  }
+  try {
+    await container.start();
+  } catch (e) {
+    if (statusOf(e) !== 304) {
+      await container.remove({ force: true }).catch(() => undefined); // no orphan that never ran
+      throw e;
+    }
+  }
+  return { id: container.id, name: r.container, ip: await addressOf(docker, container.id, r.network) };
+}
+
+export async function removeContainer(docker: Docker, idOrName: string): Promise<void> {
+  try {
+    await docker.getContainer(idOrName).remove({ force: true });
+  } catch (e) {
+    if (statusOf(e) !== 404) throw e;
+  }
+}
+
+export async function containerAddresses(docker: Docker, names: string[], network: string): Promise<string[]> {
+  return Promise.all(names.map((n) => addressOf(docker, n, network)));
+}
+
+/** Polls GET http://ip:port/path until it answers 2xx or 3xx; throws with the last answer. */
+export async function waitHealthy(url: string, health: DesiredApp['health'], stillRunning: () => Promise<boolean>): Promise<void> {
+  let last = 'no answer yet';
+  for (let i = 0; i < health.retries; i++) {
+    try {
+      const res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(health.timeoutMs) });
+      await res.arrayBuffer();
+      if (res.status >= 200 && res.status < 400) return;
+      last = `HTTP ${res.status}`;
+    } catch (e) {
+      last = (e as Error).cause ? String((e as { cause: { code?: string } }).cause.code ?? (e as Error).message) : (e as Error).message;
+    }
+    if (!(await stillRunning())) throw new Error(`container exited before ${url} answered (last: ${last})`);
+    await new Promise((r) => setTimeout(r, health.intervalMs));
+  }
+  throw new Error(`${url} did not answer 2xx/3xx after ${health.retries} tries (last: ${last})`);
+}
+
+export async function containerLogsTail(docker: Docker, name: string, lines = 10): Promise<string> {
+  try {
+    const buf = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: lines });
+    return buf.toString('utf8').replace(/[\x00-\x08]/g, '').trim();
+  } catch {
+    return '';
+  }
+}

@@ -1,0 +1,134 @@
+// All the reconciler's I/O, as Temporal activities built from their dependencies.
+// Each is idempotent: it checks before it acts, by deterministic names, so a retry
+// after a crash finds the work already done.
+import { ApplicationFailure } from '@temporalio/activity';
+import type Docker from 'dockerode';
+import { StalledError } from '../errors.js';
+import { renderRoute } from '../edge/route.js';
+import { removeRouteFile, writeRouteFile, type Edge } from '../edge/traefik.js';
+import * as containers from '../hosts/containers.js';
+import { routerOfFile, type LiveState } from '../model.js';
+import { observe } from '../observe/live.js';
+import type { Action } from '../plan/plan.js';
+import { loadDesired, type LoadedState } from '../source/desired.js';
+import { decryptSecret, secretPath } from '../state/secrets.js';
+import { MAIN, type StateStore } from '../state/store.js';
+import { recordStatus, type StatusRecord } from '../status/record.js';
+import type { Logger } from '../util/log.js';
+
+export interface ActivityDeps {
+  cluster: string;
+  store: StateStore;
+  docker: Docker;
+  edge: Edge;
+  /** The cluster's age identity (AGE-SECRET-KEY-...), for secrets on their way into containers. */
+  identity: () => Promise<string>;
+  log: Logger;
+}
+
+function stalled(e: unknown): never {
+  if (e instanceof StalledError) {
+    throw ApplicationFailure.create({ type: 'StalledError', message: e.message, nonRetryable: true, details: [{ phase: e.phase, resource: e.resource }] });
+  }
+  throw e;
+}
+
+type Of<T extends Action['type']> = Extract<Action, { type: T }>;
+
+export function createActivities(deps: ActivityDeps) {
+  const { docker, edge, cluster, log } = deps;
+
+  async function secretsFor(commit: string, app: Of<'startReplica'>['app']): Promise<Record<string, string>> {
+    if (!app.secretEnv.length) return {};
+    const view = await deps.store.view(commit);
+    const identity = await deps.identity();
+    const out: Record<string, string> = {};
+    for (const name of app.secretEnv) {
+      const armored = await view.readText(secretPath(app.project, app.name, name));
+      if (armored === null) stalled(new StalledError('ValidationFailed', `apps/${app.project}/${app.name}.yaml`, `secret ${name} is missing at ${commit.slice(0, 12)}`));
+      out[name] = await decryptSecret(armored, identity);
+    }
+    return out;
+  }
+
+  return {
+    async resolveHead(): Promise<string | null> {
+      return deps.store.resolve(MAIN);
+    },
+
+    async loadDesired(input: { commit: string }): Promise<LoadedState> {
+      try {
+        return await loadDesired(deps.store, input.commit, cluster);
+      } catch (e) {
+        return stalled(e);
+      }
+    },
+
+    async observe(): Promise<LiveState> {
+      return observe(docker, edge.routesDir, cluster);
+    },
+
+    async ensureNetwork(a: Of<'ensureNetwork'>): Promise<void> {
+      await containers.ensureNetwork(docker, cluster, a.project, a.network);
+    },
+
+    async startReplica(input: { action: Of<'startReplica'>; commit: string }): Promise<containers.Started> {
+      const a = input.action;
+      const started = await containers.startReplica(docker, {
+        cluster, commit: input.commit, app: a.app, replica: a.replica, container: a.container, network: a.network,
+        secrets: await secretsFor(input.commit, a.app),
+      });
+      log.info('replica running', { app: `${a.app.project}/${a.app.name}`, container: a.container, ip: started.ip });
+      return started;
+    },
+
+    async waitHealthy(a: Of<'waitHealthy'>): Promise<void> {
+      const network = `mlink-${cluster}-${a.app.project}`;
+      const ips = await containers.containerAddresses(docker, a.containers, network);
+      const missing = a.containers.filter((_, i) => !ips[i]);
+      if (missing.length) throw new Error(`${missing.join(', ')} has no address on ${network} (not running?)`);
+      await Promise.all(ips.map(async (ip, i) => {
+        const name = a.containers[i]!;
+        try {
+          await containers.waitHealthy(`http://${ip}:${a.app.port}${a.app.health.path}`, a.app.health, async () => {
+            const info = await docker.getContainer(name).inspect().catch(() => undefined);
+            return !!info?.State.Running;
+          });
+        } catch (e) {
+          const logs = await containers.containerLogsTail(docker, name);
+          throw ApplicationFailure.create({
+            type: 'HealthCheckFailed', nonRetryable: true,
+            message: `${name}: ${(e as Error).message}${logs ? `; last log lines: ${logs.split('\n').slice(-5).join(' | ')}` : ''}`,
+          });
+        }
+      }));
+    },
+
+    async writeRoute(a: Of<'writeRoute'>): Promise<void> {
+      const network = `mlink-${cluster}-${a.app.project}`;
+      const servers = (await containers.containerAddresses(docker, a.containers, network)).map((ip) => `http://${ip}:${a.app.port}`);
+      if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} has no address on ${network}`);
+      const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, hosts: a.app.hosts, servers });
+      await writeRouteFile(edge, a.file, a.router, content, servers);
+    },
+
+    async removeContainer(a: Of<'removeContainer'>): Promise<void> {
+      await containers.removeContainer(docker, a.id);
+    },
+
+    async removeRoute(a: Of<'removeRoute'>): Promise<void> {
+      await removeRouteFile(edge, a.file, routerOfFile(a.file));
+    },
+
+    async removeNetwork(a: Of<'removeNetwork'>): Promise<void> {
+      await containers.removeNetwork(docker, a.network);
+    },
+
+    async recordStatus(record: StatusRecord): Promise<void> {
+      await recordStatus(deps.store, record);
+      log.info('reconciled', { commit: record.commit.slice(0, 12), phase: record.phase, resources: record.resources.length });
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;

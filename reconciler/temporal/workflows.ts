@@ -1,0 +1,141 @@
+// The reconcile loop as Temporal workflows. Deterministic: only @temporalio/workflow,
+// the pure diff and plan, and activity types. All I/O is in activities.ts.
+//
+// One reconcileWorkflow per cluster (fixed id). Every trigger (a new commit, the drift
+// timer, the MCP `sync` tool) is a signal; a burst of signals coalesces into one more
+// pass, which always reads the newest commit on main.
+import {
+  ParentClosePolicy, condition, continueAsNew, defineQuery, defineSignal, executeChild, proxyActivities, setHandler,
+  sleep, workflowInfo,
+} from '@temporalio/workflow';
+import { diff } from '../diff/diff.js';
+import type { Action, ResourcePlan } from '../plan/plan.js';
+import { plan } from '../plan/plan.js';
+import type { ResourceStatus, StatusRecord } from '../status/record.js';
+import type { Activities } from './activities.js';
+
+export interface Trigger { reason: string }
+export interface ReconcileInput { cluster: string; drainMs?: number; pending?: Trigger; lastRecorded?: string; state?: ReconcileState }
+export interface ReconcileState { passes: number; running: boolean; lastCommit?: string; lastPhase?: string; lastError?: string }
+
+export const reconcileSignal = defineSignal<[Trigger]>('reconcile');
+export const stateQuery = defineQuery<ReconcileState>('state');
+
+const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 8, nonRetryableErrorTypes: ['StalledError', 'HealthCheckFailed'] };
+const io = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry });
+const health = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { ...retry, maximumAttempts: 2 } });
+
+async function run(action: Action, commit: string, started: string[]): Promise<void> {
+  switch (action.type) {
+    case 'ensureNetwork': return io.ensureNetwork(action);
+    case 'startReplica': started.push((await io.startReplica({ action, commit })).name); return;
+    case 'waitHealthy': return health.waitHealthy(action);
+    case 'writeRoute': return io.writeRoute(action);
+    case 'drain': return sleep(action.ms);
+    case 'removeContainer': return io.removeContainer(action);
+    case 'removeRoute': return io.removeRoute(action);
+    case 'removeNetwork': return io.removeNetwork(action);
+  }
+}
+
+/** Child workflow: one resource's actions in order. If the new version never gets healthy it is removed and the old one keeps serving. */
+export async function applyResourceWorkflow(input: { resource: ResourcePlan; commit: string }): Promise<void> {
+  const started: string[] = [];
+  const routed = { done: false };
+  try {
+    for (const action of input.resource.actions) {
+      await run(action, input.commit, started);
+      if (action.type === 'writeRoute') routed.done = true;
+    }
+  } catch (err) {
+    if (!routed.done) {
+      for (const name of started) await io.removeContainer({ type: 'removeContainer', id: name, name, reason: 'rollback: never served' });
+    }
+    throw err;
+  }
+}
+
+function failureMessage(err: unknown): { phase: string; message: string } {
+  let e = err as { cause?: unknown; type?: string; message?: string };
+  while (e.cause && !(e as { type?: string }).type) e = e.cause as typeof e;
+  const type = (e as { type?: string }).type;
+  const phase = type === 'StalledError' ? 'ValidationFailed' : type === 'HealthCheckFailed' ? 'HealthCheckFailed' : 'ApplyFailed';
+  return { phase, message: e.message ?? String(err) };
+}
+
+export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
+  const state: ReconcileState = { passes: 0, running: false, ...input.state };
+  let pending: Trigger | undefined = input.pending ?? { reason: 'start' };
+  setHandler(reconcileSignal, (t) => { pending = t; });
+  setHandler(stateQuery, () => state);
+
+  await condition(() => pending !== undefined);
+  const trigger = pending!;
+  pending = undefined;
+  state.running = true;
+  state.passes++;
+  let lastRecorded = input.lastRecorded;
+  const commit = await io.resolveHead();
+  if (commit) {
+    const record = await pass(input, commit, trigger);
+    state.lastCommit = commit;
+    state.lastPhase = record.phase;
+    state.lastError = record.phase === 'Applied' ? undefined : record.message;
+    // A note when something happened, or for a commit seen for the first time.
+    if (record.resources.length > 0 || commit !== lastRecorded) {
+      await io.recordStatus(record);
+      lastRecorded = commit;
+    }
+  }
+  state.running = false;
+  // One pass per run: the history stays small, and a worker with new code never has to
+  // replay an old pass. Triggers that arrived meanwhile carry over as `pending`.
+  await continueAsNew<typeof reconcileWorkflow>({ ...input, pending, lastRecorded, state });
+}
+
+async function pass(input: ReconcileInput, commit: string, trigger: Trigger): Promise<StatusRecord> {
+  const at = new Date().toISOString();
+  const base = { commit, at, trigger: trigger.reason };
+  let loaded;
+  try {
+    loaded = await io.loadDesired({ commit });
+  } catch (err) {
+    const { message } = failureMessage(err);
+    return { ...base, phase: 'ValidationFailed', message: `not applied; the last good state keeps running: ${message}`, resources: [], unchanged: 0 };
+  }
+  const live = await io.observe();
+  const p = plan(diff(loaded.desired, live), { cluster: input.cluster, commit }, { drainMs: input.drainMs ?? 1000 });
+  for (const a of p.prepare) await run(a, commit, []);
+  const info = workflowInfo();
+  const resources: ResourceStatus[] = await Promise.all(p.resources.map(async (r): Promise<ResourceStatus> => {
+    const id = { kind: 'App' as const, project: r.project, name: r.name, change: r.change };
+    try {
+      await executeChild(applyResourceWorkflow, {
+        workflowId: `${info.workflowId}/${r.project}/${r.name}/${info.runId}`,
+        args: [{ resource: r, commit }],
+        parentClosePolicy: ParentClosePolicy.TERMINATE,
+      });
+      return { ...id, result: 'ok', message: r.reason };
+    } catch (err) {
+      const { phase, message } = failureMessage(err);
+      return { ...id, result: 'failed', phase, message };
+    }
+  }));
+  for (const a of p.cleanup) {
+    try {
+      await run(a, commit, []);
+    } catch (err) {
+      resources.push({ kind: 'App', project: '-', name: a.type, change: 'remove', result: 'failed', phase: 'PruneFailed', message: failureMessage(err).message });
+    }
+  }
+  for (const s of loaded.skipped) resources.push({ kind: 'App', project: s.project, name: s.name, change: 'skip', result: 'pending', phase: s.phase, message: s.reason });
+  const failed = resources.filter((r) => r.result === 'failed');
+  return {
+    ...base,
+    phase: failed.length ? 'Degraded' : 'Applied',
+    message: failed.length ? `${failed.length} of ${resources.length} change(s) failed` : `${p.resources.length} change(s) applied, ${p.unchanged.length} unchanged`,
+    resources,
+    unchanged: p.unchanged.length,
+  };
+}
+
