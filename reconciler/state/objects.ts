@@ -64,7 +64,6 @@ export class ObjectStore {
   private commits = new Cache<CommitData>(8192);
   private blobs = new Cache<Buffer>(4096);
   private readonly gitCache = {};
-  private knownDirs = new Set<string>();
 
   constructor(readonly gitdir: string) {}
 
@@ -75,9 +74,16 @@ export class ObjectStore {
     const dir = join(this.gitdir, 'objects', oid.slice(0, 2));
     const file = join(dir, oid.slice(2));
     if (await exists(file)) return oid;
-    if (!this.knownDirs.has(dir)) { await mkdir(dir, { recursive: true }); this.knownDirs.add(dir); }
     const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
-    await writeFile(tmp, deflateSync(full, { level: 1 }), { mode: 0o444 });
+    const data = deflateSync(full, { level: 1 });
+    try {
+      await writeFile(tmp, data, { mode: 0o444 });
+    } catch (err) {
+      // The fan-out directory is missing: new, or removed by `git gc` since we last wrote.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      await mkdir(dir, { recursive: true });
+      await writeFile(tmp, data, { mode: 0o444 });
+    }
     await rename(tmp, file);
     return oid;
   }

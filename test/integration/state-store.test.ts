@@ -2,6 +2,7 @@
 // trees match what git would build, concurrent writers lose nothing, and humans' git
 // operations (commit, push, revert) interleave with agents' writes safely.
 import { execFile, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -138,6 +139,23 @@ describe('state store', () => {
     // A note git itself wrote is read too.
     git(t.repo, 'notes', '--ref=mlink', 'add', '-f', '-m', 'written by git', commit);
     expect(await readNote(t.store, commit)).toBe('written by git\n');
+    expect(git(t.repo, 'fsck', '--strict', '--no-dangling')).toBe('');
+  });
+
+  it('keeps writing after git gc packed the objects and removed their directories', async () => {
+    const client = await memoryClient(t.store, writer());
+    const created = structured<{ commit: string }>(await call(client, 'create_app', appArgs('web')));
+    const blob = git(t.repo, 'rev-parse', `${created.commit}:apps/default/web.yaml`).trim();
+    git(t.repo, 'gc', '-q', '--prune=now');
+    expect(git(t.repo, 'count-objects', '-v')).toMatch(/^count: 0$/m);
+    // Write a file whose blob lands in the same objects/xx/ directory gc just removed.
+    const blobId = (text: string): string => createHash('sha1').update(`blob ${Buffer.byteLength(text)}\0${text}`).digest('hex');
+    let n = 0;
+    while (blobId(`note ${n}\n`).slice(0, 2) !== blob.slice(0, 2)) n++;
+    await t.store.commit({ ref: MAIN, author: { name: 'test', email: 'test@example.com' }, message: 'same fan-out', prepare: async () => [{ path: 'NOTE.txt', content: `note ${n}\n` }] });
+    structured(await call(client, 'update_app', { name: 'web', port: 83 }));
+    expect(git(t.repo, 'show', 'main:NOTE.txt')).toBe(`note ${n}\n`);
+    expect(git(t.repo, 'show', 'main:apps/default/web.yaml')).toContain('port: 83');
     expect(git(t.repo, 'fsck', '--strict', '--no-dangling')).toBe('');
   });
 
