@@ -1,10 +1,11 @@
 // `mlink init [DIR]`: lay down a state repo (default: the data dir's) and the cluster's
-// age key pair. Safe to run twice: an existing repo and key are kept.
+// age key pair (--cluster names the cluster: it prefixes every container, network, route
+// and workflow ml.ink creates, so several clusters can share one host). Safe to run twice: an existing repo and key are kept.
 import { parseArgs } from 'node:util';
 import { initStateRepo } from '../state/init.js';
 import { dataDir } from '../util/paths.js';
 
-const HELP = `usage: mlink init [DIR] [--base-domain NAME]
+const HELP = `usage: mlink init [DIR] [--base-domain NAME] [--cluster NAME]
 
 Creates a bare git repo (branch main) holding mlink.yaml, apps/, databases/ and a README
 for reviewers. DIR defaults to $MLINK_HOME/state (~/.mlink/state). The cluster's private
@@ -12,12 +13,12 @@ age key goes to $MLINK_HOME/keys, never into git.
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { 'base-domain': { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { 'base-domain': { type: 'string' }, cluster: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   if (values.help) { process.stdout.write(HELP); return 0; }
   const dd = dataDir();
   const dir = positionals[0] ?? dd.stateRepo;
   try {
-    const r = await initStateRepo({ dir, keysDir: dd.keys, baseDomain: values['base-domain'] });
+    const r = await initStateRepo({ dir, keysDir: dd.keys, baseDomain: values['base-domain'], clusterName: values.cluster });
     process.stdout.write(r.created
       ? `initialised state repo ${r.dir} (main at ${r.commit?.slice(0, 12)})\nage public key ${r.recipient}\nprivate key ${r.keyFile} (keep it out of git; back it up)\n`
       : `state repo ${r.dir} already exists (main at ${r.commit?.slice(0, 12)}); nothing changed\n`);

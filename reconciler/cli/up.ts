@@ -12,7 +12,7 @@ import { defaultTokensFile, ensureAgentToken } from '../state/tokens.js';
 import { log } from '../util/log.js';
 import { dataDir } from '../util/paths.js';
 
-const HELP = `usage: mlink up [--repo DIR] [--port 7331] [--drift-interval SECONDS] [--agent NAME] [--skip-setup]
+const HELP = `usage: mlink up [--repo DIR] [--cluster NAME] [--port 7331] [--drift-interval SECONDS] [--agent NAME] [--skip-setup]
 
 Runs ml.ink on embedded defaults: sets up Docker with runsc, Temporal, Traefik and the
 registry if needed, creates the state repo if missing, starts the reconciler and serves
@@ -23,7 +23,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      repo: { type: 'string' }, port: { type: 'string' }, 'drift-interval': { type: 'string' }, agent: { type: 'string' },
+      repo: { type: 'string' }, cluster: { type: 'string' }, port: { type: 'string' }, 'drift-interval': { type: 'string' }, agent: { type: 'string' },
       'skip-setup': { type: 'boolean' }, 'drain-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
@@ -39,7 +39,7 @@ export async function run(argv: string[]): Promise<number> {
     const cfg = infraConfig();
     if (!values['skip-setup']) await runSetup({ cfg });
     const repoDir = values.repo ?? dirs.stateRepo;
-    const init = await initStateRepo({ dir: repoDir, keysDir: dirs.keys });
+    const init = await initStateRepo({ dir: repoDir, keysDir: dirs.keys, clusterName: values.cluster });
     if (init.created) log.info('state repo created', { repo: init.dir, commit: init.commit });
 
     const engine = await startEngine({

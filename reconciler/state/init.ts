@@ -16,7 +16,7 @@ import type { Change } from './tree.js';
 
 export const TEMPLATE_DIR = fileURLToPath(new URL('../../state-repo-template/', import.meta.url));
 
-export interface InitOptions { dir: string; keysDir: string; baseDomain?: string }
+export interface InitOptions { dir: string; keysDir: string; baseDomain?: string; clusterName?: string }
 export interface InitResult { dir: string; commit: string | null; recipient: string; keyFile: string; created: boolean }
 
 async function templateFiles(root: string): Promise<string[]> {
@@ -54,6 +54,7 @@ export async function initStateRepo(opts: InitOptions): Promise<InitResult> {
       const doc = parseDocument(text);
       doc.setIn(['spec', 'secrets', 'recipients'], doc.createNode([key.recipient], { flow: false }));
       if (opts.baseDomain) doc.setIn(['spec', 'baseDomain'], opts.baseDomain);
+      if (opts.clusterName) doc.setIn(['metadata', 'name'], opts.clusterName);
       validateClusterConfig('mlink.yaml', doc.toJS());
       text = doc.toString();
     }
