@@ -20,24 +20,25 @@ async function serviceServers(edge: Edge, router: string): Promise<string[] | nu
   }
 }
 
-async function until(what: string, test: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+async function until(what: string, test: () => Promise<boolean>, timeoutMs: number, onTick: () => void): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await test())) {
+    onTick();
     if (Date.now() > deadline) throw new Error(`${what} after ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
 
-export async function writeRouteFile(edge: Edge, file: string, router: string, content: string, servers: string[], timeoutMs = 10_000): Promise<void> {
+export async function writeRouteFile(edge: Edge, file: string, router: string, content: string, servers: string[], onTick: () => void = () => undefined, timeoutMs = 10_000): Promise<void> {
   await mkdir(edge.routesDir, { recursive: true });
   const tmp = join(edge.routesDir, `.${file}.${process.pid}.tmp`);
   await writeFile(tmp, content);
   await rename(tmp, join(edge.routesDir, file));
   const want = [...servers].sort().join(' ');
-  await until(`Traefik did not load ${file}`, async () => ((await serviceServers(edge, router)) ?? []).sort().join(' ') === want, timeoutMs);
+  await until(`Traefik did not load ${file}`, async () => ((await serviceServers(edge, router)) ?? []).sort().join(' ') === want, timeoutMs, onTick);
 }
 
-export async function removeRouteFile(edge: Edge, file: string, router: string | undefined, timeoutMs = 10_000): Promise<void> {
+export async function removeRouteFile(edge: Edge, file: string, router: string | undefined, onTick: () => void = () => undefined, timeoutMs = 10_000): Promise<void> {
   await rm(join(edge.routesDir, file), { force: true });
-  if (router) await until(`Traefik still serves ${router}`, async () => (await serviceServers(edge, router)) === null, timeoutMs);
+  if (router) await until(`Traefik still serves ${router}`, async () => (await serviceServers(edge, router)) === null, timeoutMs, onTick);
 }

@@ -2,6 +2,7 @@
 // before it acts (names are deterministic), so a retried activity does no harm.
 import type Docker from 'dockerode';
 import { LABEL, MANAGED_BY, type DesiredApp } from '../model.js';
+import { replicaMac } from './egress-rules.js';
 
 export interface Started { id: string; name: string; ip: string }
 
@@ -67,6 +68,8 @@ export function createOptions(r: ReplicaRequest): Docker.ContainerCreateOptions 
       [LABEL.replica]: String(r.replica),
     },
     ExposedPorts: { [`${app.port}/tcp`]: {} },
+    // Egress rules tell apps apart by this MAC (hosts/egress-rules.ts).
+    MacAddress: replicaMac(r.cluster, app, r.replica),
     HostConfig: {
       Runtime: app.runtime,
       NetworkMode: r.network,
@@ -76,6 +79,10 @@ export function createOptions(r: ReplicaRequest): Docker.ContainerCreateOptions 
       PidsLimit: app.resources.pids,
       CapDrop: ['ALL'],
       SecurityOpt: ['no-new-privileges'],
+      // No Docker socket, no host path: nothing from the host is mounted, ever.
+      Binds: [],
+      ReadonlyRootfs: app.readOnlyRoot !== false,
+      ...(app.readOnlyRoot !== false ? { Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${Math.max(16, Math.floor(app.resources.memoryMb / 4))}m` } } : {}),
       RestartPolicy: { Name: 'unless-stopped' },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
     },
@@ -136,9 +143,10 @@ export async function containerAddresses(docker: Docker, names: string[], networ
 }
 
 /** Polls GET http://ip:port/path until it answers 2xx or 3xx; throws with the last answer. */
-export async function waitHealthy(url: string, health: DesiredApp['health'], stillRunning: () => Promise<boolean>): Promise<void> {
+export async function waitHealthy(url: string, health: DesiredApp['health'], stillRunning: () => Promise<boolean>, onTick: () => void = () => undefined): Promise<void> {
   let last = 'no answer yet';
   for (let i = 0; i < health.retries; i++) {
+    onTick();
     try {
       const res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(health.timeoutMs) });
       await res.arrayBuffer();

@@ -1,12 +1,13 @@
 // All the reconciler's I/O, as Temporal activities built from their dependencies.
 // Each is idempotent: it checks before it acts, by deterministic names, so a retry
 // after a crash finds the work already done.
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, heartbeat } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { StalledError } from '../errors.js';
 import { renderRoute } from '../edge/route.js';
 import { removeRouteFile, writeRouteFile, type Edge } from '../edge/traefik.js';
 import * as containers from '../hosts/containers.js';
+import * as egress from '../hosts/egress.js';
 import { routerOfFile, type LiveState } from '../model.js';
 import { observe } from '../observe/live.js';
 import type { Action } from '../plan/plan.js';
@@ -93,7 +94,7 @@ export function createActivities(deps: ActivityDeps) {
           await containers.waitHealthy(`http://${ip}:${a.app.port}${a.app.health.path}`, a.app.health, async () => {
             const info = await docker.getContainer(name).inspect().catch(() => undefined);
             return !!info?.State.Running;
-          });
+          }, () => heartbeat());
         } catch (e) {
           const logs = await containers.containerLogsTail(docker, name);
           throw ApplicationFailure.create({
@@ -109,7 +110,7 @@ export function createActivities(deps: ActivityDeps) {
       const servers = (await containers.containerAddresses(docker, a.containers, network)).map((ip) => `http://${ip}:${a.app.port}`);
       if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} has no address on ${network}`);
       const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, hosts: a.app.hosts, servers });
-      await writeRouteFile(edge, a.file, a.router, content, servers);
+      await writeRouteFile(edge, a.file, a.router, content, servers, () => heartbeat());
     },
 
     async removeContainer(a: Of<'removeContainer'>): Promise<void> {
@@ -117,11 +118,24 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async removeRoute(a: Of<'removeRoute'>): Promise<void> {
-      await removeRouteFile(edge, a.file, routerOfFile(a.file));
+      await removeRouteFile(edge, a.file, routerOfFile(a.file), () => heartbeat());
     },
 
     async removeNetwork(a: Of<'removeNetwork'>): Promise<void> {
       await containers.removeNetwork(docker, a.network);
+    },
+
+    async ensureEgress(a: Of<'ensureEgress'>): Promise<void> {
+      const { resolved, problems } = await egress.resolveEgress(docker, a.policy);
+      for (const p of problems) log.warn('egress entry skipped', { problem: p });
+      const done = await egress.applyEgress(resolved);
+      if (done.hooked.length || done.dropped.length) log.info('egress rules restored', { hooked: done.hooked, dropped: done.dropped });
+    },
+
+    async removeEgress(a: Of<'removeEgress'>): Promise<void> {
+      // Only once the project's network is gone: its containers stay fenced until then.
+      if (await egress.bridgeOf(docker, `mlink-${cluster}-${a.project}`)) return;
+      await egress.removeProjectEgress(cluster, a.project);
     },
 
     async recordStatus(record: StatusRecord): Promise<void> {

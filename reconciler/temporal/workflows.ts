@@ -22,8 +22,10 @@ export const reconcileSignal = defineSignal<[Trigger]>('reconcile');
 export const stateQuery = defineQuery<ReconcileState>('state');
 
 const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 8, nonRetryableErrorTypes: ['StalledError', 'HealthCheckFailed'] };
-const io = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', retry });
-const health = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', retry: { ...retry, maximumAttempts: 2 } });
+// Heartbeats let the server notice a dead worker in seconds, not at the start-to-close
+// timeout: after a crash the activity is retried on a live worker almost at once.
+const io = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', heartbeatTimeout: '5 seconds', retry });
+const health = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '5 seconds', retry: { ...retry, maximumAttempts: 2 } });
 
 async function run(action: Action, commit: string, started: string[]): Promise<void> {
   switch (action.type) {
@@ -35,6 +37,8 @@ async function run(action: Action, commit: string, started: string[]): Promise<v
     case 'removeContainer': return io.removeContainer(action);
     case 'removeRoute': return io.removeRoute(action);
     case 'removeNetwork': return io.removeNetwork(action);
+    case 'ensureEgress': return io.ensureEgress(action);
+    case 'removeEgress': return io.removeEgress(action);
   }
 }
 

@@ -1,0 +1,157 @@
+// An agent's whole path, as a new user would run it: `mlink up`, an MCP client over
+// HTTP, apps served through Traefik under gVisor, a zero-downtime update, a human's
+// `git revert` with git's own CLI, drift healed, and a worker killed mid-deploy.
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LABEL } from '../../reconciler/model.js';
+import { must, run } from '../../infra/proc.js';
+import { cfg, docker, eventually, removeTestContainers, runId, testLabel, viaTraefik } from '../support/infra.js';
+import { ensureWebImage } from '../support/images.js';
+import { call, connectAgent, removeHome, startUp, stopUp, type Up } from '../support/mlink-up.js';
+
+const cluster = `e2e${runId}`.slice(0, 30);
+let up: Up;
+let agent: Client;
+let image: string;
+
+async function appContainers(name: string, all = true): Promise<Array<{ Id: string; Names: string[]; State: string; Labels: Record<string, string> }>> {
+  return docker.listContainers({ all, filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.name}=${name}`] } });
+}
+
+function routeFiles(): string[] {
+  return readdirSync(cfg.traefik.routesDir).filter((f) => f.startsWith(`mlink-${cluster}--`));
+}
+
+async function page(name: string): Promise<string | undefined> {
+  const r = await viaTraefik(`${name}.default.localhost`).catch(() => undefined);
+  return r?.status === 200 ? r.body.trim() : undefined;
+}
+
+async function humanGit(args: string[], cwd: string): Promise<string> {
+  return must('git', ['-c', 'user.name=Hannah Human', '-c', 'user.email=hannah@example.test', ...args], { cwd });
+}
+
+beforeAll(async () => {
+  image = await ensureWebImage();
+  up = await startUp({ cluster });
+  agent = await connectAgent(up);
+}, 120_000);
+
+afterAll(async () => {
+  await agent?.close().catch(() => undefined);
+  if (up) {
+    await stopUp(up);
+    const leftovers = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`] } });
+    await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    for (const f of routeFiles()) rmSync(join(cfg.traefik.routesDir, f), { force: true });
+    const nets = await docker.listNetworks({ filters: { label: [`${LABEL.cluster}=${cluster}`] } });
+    await Promise.all(nets.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
+    removeHome(up);
+  }
+  await removeTestContainers();
+}, 60_000);
+
+describe('mlink up, end to end', () => {
+  let createCommit = '';
+  let updateCommit = '';
+
+  it('serves an app created over MCP through Traefik, under runsc, within seconds', async () => {
+    const created = await call<{ commit: string }>(agent, 'create_app', { name: 'web', source: { image }, port: 8080, env: { GREETING: 'v1' } });
+    createCommit = created.commit;
+    const body = await eventually('web serves v1', () => page('web'), 20_000);
+    expect(body).toMatch(/^v1 from /);
+    const [c] = await appContainers('web', false);
+    const info = await docker.getContainer(c!.Id).inspect();
+    expect(info.HostConfig.Runtime).toBe('runsc');
+    expect(info.HostConfig.CapDrop).toEqual(['ALL']);
+    const dmesg = await must('docker', ['exec', c!.Id, 'dmesg']);
+    expect(dmesg).toMatch(/Starting gVisor/);
+    const status = await call<{ live: { known: boolean; phase?: string; url?: string } }>(agent, 'get_app', { name: 'web' });
+    expect(status.live).toMatchObject({ known: true, phase: 'Running', url: `http://web.default.localhost:${cfg.traefik.webPort}/` });
+  }, 60_000);
+
+  it('updates an env value with no failed request while a client polls', async () => {
+    let stop = false;
+    const seen: string[] = [];
+    const failures: string[] = [];
+    const poller = (async () => {
+      while (!stop) {
+        const r = await viaTraefik('web.default.localhost').catch((e: Error) => ({ status: 0, body: e.message }));
+        if (r.status !== 200) failures.push(`${r.status} ${r.body.trim()}`);
+        else seen.push(r.body.trim().split(' ')[0]!);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+    })();
+    const updated = await call<{ commit: string }>(agent, 'update_app', { name: 'web', env: { GREETING: 'v2' } });
+    updateCommit = updated.commit;
+    await eventually('web serves v2', async () => ((await page('web'))?.startsWith('v2') ? true : undefined), 30_000);
+    // and the old container is gone once the route has moved
+    await eventually('one container left', async () => ((await appContainers('web')).length === 1 ? true : undefined), 15_000);
+    await new Promise((r) => setTimeout(r, 300));
+    stop = true;
+    await poller;
+    expect(failures).toEqual([]);
+    expect(seen).toContain('v1');
+    expect(seen.at(-1)).toBe('v2');
+    expect(seen.length).toBeGreaterThan(20);
+  }, 60_000);
+
+  it('heals a container killed by hand at the next drift check, and never touches unlabelled containers', async () => {
+    const bystander = await docker.createContainer({ Image: cfg.images.busybox, Cmd: ['sleep', '600'], Labels: { [testLabel]: runId } });
+    await bystander.start();
+    const [victim] = await appContainers('web', false);
+    await docker.getContainer(victim!.Id).remove({ force: true });
+    const healed = await eventually('web is back', async () => {
+      const list = await appContainers('web', false);
+      return list.length === 1 && list[0]!.Id !== victim!.Id && (await page('web'))?.startsWith('v2') ? list[0] : undefined;
+    }, 20_000);
+    expect(healed.Labels[LABEL.commit]).toBe(updateCommit);
+    expect((await bystander.inspect()).State.Running).toBe(true);
+  }, 60_000);
+
+  it('takes the app away when a human reverts its commits with git', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'mlink-human-'));
+    try {
+      await humanGit(['clone', '-q', up.repo, work], tmpdir());
+      await humanGit(['revert', '--no-edit', updateCommit], work);
+      await humanGit(['push', '-q', 'origin', 'main'], work);
+      await eventually('v1 is back', async () => ((await page('web'))?.startsWith('v1') ? true : undefined), 30_000);
+      await humanGit(['revert', '--no-edit', createCommit], work);
+      await humanGit(['push', '-q', 'origin', 'main'], work);
+      await eventually('web is gone', async () => ((await appContainers('web')).length === 0 && routeFiles().length === 0 ? true : undefined), 30_000);
+      expect((await viaTraefik('web.default.localhost')).status).toBe(404);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 90_000);
+
+  it('finishes a deploy after its worker is SIGKILLed mid-way: one container per replica, no orphan route', async () => {
+    await call(agent, 'create_app', { name: 'slow', source: { image }, port: 8080, replicas: 2, env: { GREETING: 'slow', DELAY: '4' } });
+    await eventually('deploy under way', async () => ((await appContainers('slow')).length > 0 ? true : undefined), 20_000);
+    expect(await stopUp(up, 'SIGKILL')).toBe(null);
+    await agent.close().catch(() => undefined);
+    up = await startUp({ cluster, home: up.home, token: up.token });
+    agent = await connectAgent(up);
+    await eventually('slow serves', () => page('slow'), 60_000);
+    const list = await appContainers('slow');
+    expect(list.map((c) => c.Labels[LABEL.replica]).sort()).toEqual(['0', '1']);
+    expect(list.every((c) => c.State === 'running')).toBe(true);
+    expect(routeFiles()).toEqual([`mlink-${cluster}--default--slow.yaml`]);
+  }, 120_000);
+
+  it('records the status of every applied commit as a git note', async () => {
+    await eventually('latest commit has a note', async () => {
+      const r = await run('git', ['--git-dir', up.repo, 'notes', '--ref=mlink', 'show', 'main']);
+      return r.code === 0 ? true : undefined;
+    }, 20_000);
+    const log = await must('git', ['--git-dir', up.repo, 'log', '--notes=mlink', '--format=%H%x09%s%n%N%x00', 'main']);
+    const entries = log.split('\0').map((e) => e.trim()).filter(Boolean);
+    expect(entries.length).toBeGreaterThanOrEqual(6);
+    for (const e of entries) expect(e, e.split('\n')[0]).toMatch(/\nml\.ink (Applied|Degraded) [0-9a-f]{12} at /);
+    expect(log).toMatch(/change: create\n\s+result: ok/);
+    expect(log).toMatch(/change: remove\n\s+result: ok/);
+  }, 60_000);
+});
