@@ -32,6 +32,10 @@ export interface DesiredApp {
   runtime: Runtime;
   hosts: string[];
   health: { path: string; intervalMs: number; timeoutMs: number; retries: number };
+  /** Destinations the app may reach beyond the default deny (its own, its project's and the cluster's allow lists). */
+  egress?: string[];
+  /** Read-only root filesystem with a writable tmpfs at /tmp; false only when the manifest says so. */
+  readOnlyRoot?: boolean;
 }
 
 export interface DesiredState {
@@ -39,6 +43,8 @@ export interface DesiredState {
   commit: string;
   baseDomain: string;
   apps: DesiredApp[];
+  /** Cluster-wide egress facts: deny-list entries (from files named in mlink.yaml) and control-plane addresses. */
+  egress?: { deny: string[]; control: string[] };
 }
 
 export interface LiveContainer {

@@ -25,6 +25,7 @@ export interface AppSpec {
   healthCheck?: { path: string; intervalSeconds?: number; timeoutSeconds?: number; retries?: number };
   scaleToZero?: { idleTimeoutSeconds: number };
   egress?: Egress;
+  readOnlyRoot?: boolean;
   expiresAt?: string;
   databases?: DatabaseBinding[];
 }
@@ -57,7 +58,7 @@ export interface ClusterConfig {
     baseDomain: string;
     hosts: ClusterHost[];
     defaults?: { runtime?: 'runsc' | 'runc'; resources?: Resources; replicas?: number; scaleToZero?: { idleTimeoutSeconds: number } };
-    egress?: Egress;
+    egress?: Egress & { denyFiles?: string[] };
     projects?: Record<string, { runtime?: 'runsc' | 'runc'; egress?: Egress }>;
     secrets: { recipients: string[] };
   };

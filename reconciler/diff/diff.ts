@@ -1,6 +1,7 @@
 // diff: pair desired apps with what runs, by identity, and say what differs and why.
 // Pure: no I/O, deterministic, imported by workflows.
-import { appKey, liveKey, type DesiredApp, type DesiredState, type LiveContainer, type LiveRoute, type LiveState } from '../model.js';
+import type { EgressPolicy } from '../hosts/egress-rules.js';
+import { appKey, liveKey, networkName, type DesiredApp, type DesiredState, type LiveContainer, type LiveRoute, type LiveState } from '../model.js';
 
 export type AppChange =
   | { kind: 'create'; app: DesiredApp; reason: string }
@@ -13,6 +14,26 @@ export interface Diff {
   apps: AppChange[];
   /** Projects with at least one desired app: their network must exist. */
   networks: { ensure: string[]; remove: Array<{ name: string; project: string }> };
+  /** Egress rules for every project network that exists or will: apps' allow lists, deny lists, control plane. */
+  egress?: EgressPolicy;
+}
+
+/** Who may reach what: desired projects with their apps, and live-only project networks with none (deny all until removed). */
+export function egressPolicy(desired: DesiredState, live: LiveState): EgressPolicy {
+  const projects = new Map<string, EgressPolicy['projects'][number]>();
+  for (const n of live.networks) projects.set(n.project, { project: n.project, network: n.name, apps: [] });
+  for (const a of desired.apps) {
+    const p = projects.get(a.project) ?? { project: a.project, network: networkName(desired.cluster, a.project), apps: [] };
+    p.network = networkName(desired.cluster, a.project);
+    p.apps.push({ name: a.name, specHash: a.specHash, replicas: a.replicas, allow: a.egress ?? [] });
+    projects.set(a.project, p);
+  }
+  return {
+    cluster: desired.cluster,
+    projects: [...projects.values()].sort((x, y) => x.project.localeCompare(y.project)),
+    deny: desired.egress?.deny ?? [],
+    control: desired.egress?.control ?? [],
+  };
 }
 
 function groupBy<T>(items: T[], key: (t: T) => string): Map<string, T[]> {
@@ -75,5 +96,6 @@ export function diff(desired: DesiredState, live: LiveState): Diff {
       ensure: projects,
       remove: live.networks.filter((n) => !projects.includes(n.project)).map((n) => ({ name: n.name, project: n.project })),
     },
+    egress: egressPolicy(desired, live),
   };
 }

@@ -6,7 +6,7 @@
 import type Docker from 'dockerode';
 import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
-import { run } from '../../infra/proc.js';
+import { spawn } from 'node:child_process';
 import { LABEL, MANAGED_BY } from '../model.js';
 import {
   chainPrefix, chains, hooks, parseDestination, renderEgress, replicaMac, splitHostPort,
@@ -15,10 +15,20 @@ import {
 
 const DOCKER_FALLBACK_DNS = ['8.8.8.8', '8.8.4.4'];
 
-async function iptables(args: string[], input?: string): Promise<{ code: number; out: string }> {
-  const cmd = input === undefined ? 'iptables' : 'iptables-restore';
-  const r = await run(cmd, ['-w', ...args], { input });
-  return { code: r.code, out: (r.stdout + r.stderr).trim() };
+/** Runs iptables (or iptables-restore with `input` on stdin), waiting for the xtables lock. */
+function iptables(args: string[], input?: string): Promise<{ code: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(input === undefined ? 'iptables' : 'iptables-restore', ['-w', ...args], { stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, out: out.trim() }));
+    if (input !== undefined) {
+      child.stdin!.on('error', () => undefined); // it exited early; its exit code says why
+      child.stdin!.end(input);
+    }
+  });
 }
 
 async function mustIptables(args: string[], input?: string): Promise<string> {

@@ -1,6 +1,7 @@
 // plan: ordered actions, each with a reason, that take the hosts from live to desired.
 // Pure data: the workflow walks it and hands each action to one activity.
 import type { AppChange, Diff } from '../diff/diff.js';
+import type { EgressPolicy } from '../hosts/egress-rules.js';
 import { containerName, networkName, routeFileName, routerName, type DesiredApp } from '../model.js';
 
 export type Action =
@@ -11,7 +12,9 @@ export type Action =
   | { type: 'drain'; ms: number; reason: string }
   | { type: 'removeContainer'; id: string; name: string; reason: string }
   | { type: 'removeRoute'; file: string; reason: string }
-  | { type: 'removeNetwork'; network: string; reason: string };
+  | { type: 'removeNetwork'; network: string; reason: string }
+  | { type: 'ensureEgress'; policy: EgressPolicy; reason: string }
+  | { type: 'removeEgress'; project: string; reason: string };
 
 export interface ResourcePlan {
   kind: 'App';
@@ -85,9 +88,16 @@ export function plan(diff: Diff, ctx: { cluster: string; commit: string }, opts:
   }
   return {
     ...ctx,
-    prepare: diff.networks.ensure.map((p) => ({ type: 'ensureNetwork', project: p, network: networkName(ctx.cluster, p), reason: 'apps of this project join it' })),
+    prepare: [
+      ...diff.networks.ensure.map((p): Action => ({ type: 'ensureNetwork', project: p, network: networkName(ctx.cluster, p), reason: 'apps of this project join it' })),
+      // Every pass, changed or not: a flush or a reboot is healed within one drift interval.
+      ...(diff.egress ? [{ type: 'ensureEgress', policy: diff.egress, reason: 'egress rules are reapplied on every pass' } as const] : []),
+    ],
     resources,
-    cleanup: diff.networks.remove.map((n) => ({ type: 'removeNetwork', network: n.name, reason: `project ${n.project} has no apps left` })),
+    cleanup: diff.networks.remove.flatMap((n): Action[] => [
+      { type: 'removeNetwork', network: n.name, reason: `project ${n.project} has no apps left` },
+      ...(diff.egress ? [{ type: 'removeEgress', project: n.project, reason: `project ${n.project} is gone` } as const] : []),
+    ]),
     unchanged,
   };
 }

@@ -10,6 +10,7 @@ import type { StateStore } from '../state/store.js';
 import type { TreeView } from '../state/tree.js';
 import { StalledError } from '../errors.js';
 import type { DesiredApp, DesiredState } from '../model.js';
+import { appEgress, loadClusterEgress } from './egress.js';
 
 export const CLUSTER_FILE = 'mlink.yaml';
 
@@ -49,7 +50,8 @@ export function compileApp(app: App, cluster: ClusterConfig, secretOids: Record<
   const runtime = cluster.spec.projects?.[metadata.project]?.runtime ?? defaults.runtime ?? 'runsc';
   const env = spec.env ?? {};
   const secretEnv = [...(spec.secretEnv ?? [])].sort();
-  const container = { image: spec.source.image, port: spec.port, env, secrets: secretEnv.map((n) => [n, secretOids[n]]), resources, runtime };
+  const readOnlyRoot = spec.readOnlyRoot !== false;
+  const container = { image: spec.source.image, port: spec.port, env, secrets: secretEnv.map((n) => [n, secretOids[n]]), resources, runtime, readOnlyRoot };
   return {
     project: metadata.project,
     name: metadata.name,
@@ -68,6 +70,8 @@ export function compileApp(app: App, cluster: ClusterConfig, secretOids: Record<
       timeoutMs: (spec.healthCheck?.timeoutSeconds ?? 0) * 1000 || HEALTH.timeoutMs,
       retries: spec.healthCheck?.retries ?? HEALTH.retries,
     },
+    egress: appEgress(app, cluster),
+    readOnlyRoot,
   };
 }
 
@@ -101,7 +105,7 @@ export async function loadDesired(store: StateStore, commit: string, clusterName
     }
   }
   return {
-    desired: { cluster: clusterName ?? cluster.metadata.name, commit, baseDomain: cluster.spec.baseDomain, apps },
+    desired: { cluster: clusterName ?? cluster.metadata.name, commit, baseDomain: cluster.spec.baseDomain, apps, egress: await loadClusterEgress(view, cluster) },
     skipped,
   };
 }
