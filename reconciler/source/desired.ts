@@ -15,7 +15,9 @@ import { appEgress, loadClusterEgress } from './egress.js';
 export const CLUSTER_FILE = 'mlink.yaml';
 
 const FALLBACK = { cpu: 0.5, memoryMb: 256, pids: 256 };
-const HEALTH = { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 150 };
+/** Start-up health checks poll every 200 ms for the manifest's whole window (interval x retries), at least 30 s. */
+const POLL_MS = 200;
+const MIN_WINDOW_MS = 30_000;
 
 export async function readClusterConfig(view: TreeView): Promise<ClusterConfig> {
   const text = await view.readText(CLUSTER_FILE);
@@ -64,15 +66,15 @@ export function compileApp(app: App, cluster: ClusterConfig, secretOids: Record<
     replicas: spec.replicas ?? defaults.replicas ?? 1,
     runtime,
     hosts: spec.domains?.length ? [...spec.domains] : [`${metadata.name}.${metadata.project}.${cluster.spec.baseDomain}`],
-    health: {
-      path: spec.healthCheck?.path ?? HEALTH.path,
-      intervalMs: (spec.healthCheck?.intervalSeconds ?? 0) * 1000 || HEALTH.intervalMs,
-      timeoutMs: (spec.healthCheck?.timeoutSeconds ?? 0) * 1000 || HEALTH.timeoutMs,
-      retries: spec.healthCheck?.retries ?? HEALTH.retries,
-    },
+    health: healthOf(spec.healthCheck),
     egress: appEgress(app, cluster),
     readOnlyRoot,
   };
+}
+
+function healthOf(hc: App['spec']['healthCheck']): DesiredApp['health'] {
+  const windowMs = Math.max(MIN_WINDOW_MS, (hc?.intervalSeconds ?? 0) * 1000 * (hc?.retries ?? 0));
+  return { path: hc?.path ?? '/', intervalMs: POLL_MS, timeoutMs: (hc?.timeoutSeconds ?? 2) * 1000, retries: Math.ceil(windowMs / POLL_MS) };
 }
 
 export interface LoadedState {
