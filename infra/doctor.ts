@@ -7,6 +7,7 @@ import { dockerReady, registeredRunsc } from './setup/docker.js';
 import { imageExists } from './setup/images.js';
 import { readRuntimeChoice } from './setup/runsc.js';
 import { registryReady, temporalReady, traefikReady } from './setup/services.js';
+import { sandboxChecks } from './sandbox-doctor.js';
 
 export interface Check {
   component: string;
@@ -72,6 +73,7 @@ export async function checks(cfg: InfraConfig = infraConfig()): Promise<Check[]>
       fix: has ? undefined : 'run `npx mlink setup` (builds base images from Debian)',
     });
   }
+  if (docker) out.push(...(await sandboxChecks()));
   return out;
 }
 
