@@ -61,16 +61,30 @@ export async function applyChanges(objects: ObjectStore, root: string | null, ch
 }
 
 async function edit(objects: ObjectStore, tree: string | null, changes: Pending[]): Promise<string | null> {
-  const entries = new Map<string, TreeEntry>();
-  if (tree) for (const e of await objects.readTree(tree)) entries.set(e.path, e);
+  // Work on the sorted entry list in place: replacing a file keeps git's order, so the
+  // common case (one changed manifest among thousands) needs no re-sort.
+  const entries: Array<TreeEntry | null> = tree ? [...(await objects.readTree(tree))] : [];
+  const index = new Map<string, number>();
+  entries.forEach((e, i) => index.set(e!.path, i));
+  let reorder = false;
+  const put = (name: string, entry: TreeEntry | null): void => {
+    const i = index.get(name);
+    if (i === undefined) {
+      if (!entry) return;
+      index.set(name, entries.push(entry) - 1);
+      reorder = true;
+    } else {
+      if (entry && entries[i]?.type !== entry.type) reorder = true;
+      entries[i] = entry;
+    }
+  };
   const byChild = new Map<string, Pending[]>();
   for (const c of changes) {
     const [head, ...rest] = c.parts as [string, ...string[]];
     if (rest.length === 0) {
-      const existing = entries.get(head);
+      const existing = entries[index.get(head) ?? -1];
       if (existing?.type === 'tree') throw new Error(`${head} is a directory, not a file`);
-      if (c.blob === null) entries.delete(head);
-      else entries.set(head, { mode: '100644', path: head, oid: c.blob, type: 'blob' });
+      put(head, c.blob === null ? null : { mode: '100644', path: head, oid: c.blob, type: 'blob' });
     } else {
       const list = byChild.get(head) ?? [];
       list.push({ parts: rest, blob: c.blob });
@@ -78,14 +92,14 @@ async function edit(objects: ObjectStore, tree: string | null, changes: Pending[
     }
   }
   for (const [name, sub] of byChild) {
-    const existing = entries.get(name);
+    const existing = entries[index.get(name) ?? -1];
     if (existing && existing.type !== 'tree') throw new Error(`${name} is a file, not a directory`);
     const next = await edit(objects, existing?.oid ?? null, sub);
-    if (next) entries.set(name, { mode: '040000', path: name, oid: next, type: 'tree' });
-    else entries.delete(name);
+    put(name, next ? { mode: '040000', path: name, oid: next, type: 'tree' } : null);
   }
-  if (entries.size === 0) return null;
-  return objects.writeTree([...entries.values()]);
+  const kept = entries.filter((e): e is TreeEntry => e !== null);
+  if (kept.length === 0) return null;
+  return reorder ? objects.writeTree(kept) : objects.writeTree(kept, kept);
 }
 
 /** Files that differ between two trees: path -> [old blob, new blob] (null: absent). Equal subtrees are skipped. */

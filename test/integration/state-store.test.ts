@@ -64,7 +64,7 @@ describe('state store', () => {
     expect(git(t.repo, 'show', 'main:NOTES.md')).toBe('operator notes\n');
   });
 
-  it('two processes writing at once both land every commit (git ref lock + compare-and-swap)', async () => {
+  it("two processes writing at once both land every commit (git's ref lock)", async () => {
     const before = Number(git(t.repo, 'rev-list', '--count', 'main').trim());
     const child = (prefix: string): Promise<void> => new Promise((resolve, reject) => {
       execFile(process.execPath, ['--import', 'tsx', 'test/support/commit-loop.ts', t.repo, prefix, '150'], (err) => (err ? reject(err) : resolve()));

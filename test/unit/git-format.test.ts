@@ -1,16 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { parseTrailers } from '../../reconciler/state/history.js';
-import { serializeCommit, serializeTree } from '../../reconciler/state/objects.js';
+import { serializeCommit, serializeTree, sortEntries } from '../../reconciler/state/objects.js';
 
 const oid = (c: string): string => c.repeat(40);
 
 describe('git object formats', () => {
   it('sorts tree entries as git does: a directory sorts as if its name ended in "/"', () => {
-    const tree = serializeTree([
+    const tree = serializeTree(sortEntries([
       { mode: '100644', path: 'a.yaml', oid: oid('a'), type: 'blob' },
       { mode: '040000', path: 'a', oid: oid('b'), type: 'tree' },
       { mode: '100644', path: 'a-b', oid: oid('c'), type: 'blob' },
-    ]);
+    ]));
     const names = [...tree.toString('latin1').matchAll(/(\d+) ([^\0]+)\0/g)].map((m) => `${m[1]} ${m[2]}`);
     // '-' (0x2d) < '.' (0x2e) < '/' (0x2f): a-b, a.yaml, then the directory a/
     expect(names).toEqual(['100644 a-b', '100644 a.yaml', '40000 a']);
