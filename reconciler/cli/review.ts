@@ -51,7 +51,7 @@ export async function run(argv: string[]): Promise<number> {
     if (action === 'list') {
       const all = await allProposals(store);
       if (all.length === 0) process.stdout.write('no open proposals\n');
-      for (const p of all) process.stdout.write(`${p.id}\t${p.agent}\t${p.files.length} files\t${p.subject}\n`);
+      for (const p of all) process.stdout.write(`${p.id}\t${p.agent}\t${p.files.length === 1 ? "1 file" : `${p.files.length} files`}\t${p.subject}\n`);
       return 0;
     }
     if (!id) { process.stderr.write(`mlink review ${action}: a proposal id is required\n\n${HELP}`); return 2; }
