@@ -1,0 +1,148 @@
+// bench:deploy: how long from an agent's create_app call to the app's first HTTP 200
+// through Traefik, beside a bare `docker run` of the same image to its first 200 in the
+// same run; then the time of a no-op reconcile pass with 200 apps running.
+//
+//   npm run bench:deploy [-- --apps 10 --idle-apps 200]
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import Docker from 'dockerode';
+import { parseDocument } from 'yaml';
+import { infraConfig, temporalAddress } from '../infra/config.js';
+import { must, run } from '../infra/proc.js';
+import { runSetup } from '../infra/setup/index.js';
+import { ReconcilerClient } from '../reconciler/temporal/client.js';
+import { LABEL } from '../reconciler/model.js';
+import { ensureWebImage } from '../test/support/images.js';
+import { call, connectAgent, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
+
+const { values } = parseArgs({ options: { apps: { type: 'string', default: '10' }, 'idle-apps': { type: 'string', default: '200' } } });
+const N = Number(values.apps);
+const IDLE = Number(values['idle-apps']);
+const cfg = infraConfig();
+const docker = new Docker();
+
+function status(port: number, host?: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: host ? { host } : {}, timeout: 2000, agent: false }, (res) => {
+      res.resume().on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(0)).on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+async function until200(port: number, host?: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await status(port, host)) !== 200) {
+    if (Date.now() > deadline) throw new Error(`no 200 from ${host ?? 'port ' + port} in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const ms = (x: number): string => `${x.toFixed(0).padStart(6)} ms`;
+
+async function bareDockerRun(image: string): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < N; i++) {
+    const port = 19100 + i;
+    const name = `mlink-bench-bare-${process.pid}-${i}`;
+    const t0 = performance.now();
+    await must('docker', ['run', '-d', '--rm', '--name', name, '--runtime', 'runsc', '--label', 'ink.ml.bench=1', '-p', `127.0.0.1:${port}:8080`, image]);
+    await until200(port);
+    times.push(performance.now() - t0);
+    await run('docker', ['rm', '-f', name]);
+  }
+  return times;
+}
+
+/** What an operator does to let a project run under runc: edit mlink.yaml and push. */
+async function allowRunc(repo: string, project: string): Promise<void> {
+  const work = mkdtempSync(join(tmpdir(), 'mlink-bench-'));
+  try {
+    await must('git', ['clone', '-q', repo, work]);
+    const doc = parseDocument(readFileSync(join(work, 'mlink.yaml'), 'utf8'));
+    doc.setIn(['spec', 'projects', project, 'runtime'], 'runc');
+    writeFileSync(join(work, 'mlink.yaml'), doc.toString());
+    const git = ['-c', 'user.name=bench', '-c', 'user.email=bench@localhost'];
+    await must('git', [...git, 'commit', '-qam', `Allow runc for project ${project} (benchmark)`], { cwd: work });
+    await must('git', ['push', '-q', 'origin', 'main'], { cwd: work });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  await runSetup({ cfg, skipDebian: true, out: () => undefined });
+  const image = await ensureWebImage();
+  process.stdout.write(`bench:deploy on ${N} apps (image ${image}, runtime runsc), then a no-op reconcile with ${IDLE} apps\n\n`);
+
+  const bare = await bareDockerRun(image);
+
+  const cluster = `bench${Date.now().toString(36)}`;
+  const up = await startUp({ cluster, drift: 3600 });
+  const agent = await connectAgent(up);
+  const mlink: number[] = [];
+  try {
+    for (let i = 0; i < N; i++) {
+      const t0 = performance.now();
+      await call(agent, 'create_app', { name: `app${i}`, source: { image }, port: 8080, env: { GREETING: `app${i}` } });
+      await until200(cfg.traefik.webPort, `app${i}.default.localhost`);
+      mlink.push(performance.now() - t0);
+    }
+    const line = (label: string, xs: number[]): string => `${label.padEnd(44)} p50 ${ms(pct(xs, 50))}   p90 ${ms(pct(xs, 90))}   min ${ms(Math.min(...xs))}`;
+    process.stdout.write(`${line('bare docker run -> first 200 (runsc)', bare)}\n`);
+    process.stdout.write(`${line('mlink create_app -> first 200 via Traefik', mlink)}\n`);
+    process.stdout.write(`ratio p50 mlink / bare docker run: ${(pct(mlink, 50) / pct(bare, 50)).toFixed(2)}x (goal: p50 <= 2000 ms and <= 3x)\n\n`);
+
+    // A no-op pass over IDLE running apps (in a project allowed runc, so 200 sandboxes fit on 2 cores;
+    // a pass reads git, lists containers and route files, and diffs: the runtime does not enter into it).
+    await allowRunc(up.repo, 'idle');
+    for (let i = N; i < IDLE; i++) {
+      await call(agent, 'create_app', { name: `idle${i}`, project: 'idle', source: { image }, port: 8080, resources: { cpu: 0.05, memory_mb: 32, pids: 64 } });
+    }
+    const client = await ReconcilerClient.connect({ address: temporalAddress(cfg), namespace: cfg.temporal.namespace, cluster });
+    const label = { label: [`${LABEL.cluster}=${cluster}`] };
+    process.stdout.write(`waiting for ${IDLE} apps to run...\n`);
+    for (;;) {
+      const running = (await docker.listContainers({ filters: label })).length;
+      const s = await client.state();
+      if (running >= IDLE && s && !s.running) {
+        // one more pass to be sure everything is converged, then measure
+        const before = s.passes;
+        await client.trigger('bench-warm');
+        while (((await client.state())?.passes ?? 0) <= before || (await client.state())?.running) await new Promise((r) => setTimeout(r, 20));
+        break;
+      }
+      await client.trigger('bench-wait');
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+    const passes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const before = (await client.state())!.passes;
+      const t0 = performance.now();
+      await client.trigger('bench-noop');
+      for (;;) {
+        const s = await client.state();
+        if (s && s.passes > before && !s.running) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      passes.push(performance.now() - t0);
+    }
+    await client.close();
+    process.stdout.write(`no-op reconcile with ${IDLE} apps running      p50 ${ms(pct(passes, 50))}   max ${ms(Math.max(...passes))}   (goal: <= 1000 ms)\n`);
+  } finally {
+    await agent.close().catch(() => undefined);
+    await stopUp(up);
+    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`] } });
+    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
+    await run('sh', ['-c', `rm -f ${cfg.traefik.routesDir}/mlink-${cluster}--*`]);
+    for (const n of await docker.listNetworks({ filters: { label: [`${LABEL.cluster}=${cluster}`] } })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+    removeHome(up);
+  }
+}
+
+await main();
