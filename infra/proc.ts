@@ -107,14 +107,28 @@ export interface DaemonSpec {
   ready: () => Promise<boolean>;
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Anything else that should restart the daemon when it changes (a config file's hash). */
+  fingerprint?: string;
 }
 
 /**
  * Starts a daemon detached from this process (it outlives `mlink setup`), unless its
  * readiness probe already passes. Returns whether it was started here.
  */
-export async function ensureDaemon(spec: DaemonSpec): Promise<'running' | 'started'> {
-  if (await spec.ready()) return 'running';
+export async function ensureDaemon(spec: DaemonSpec): Promise<'running' | 'started' | 'restarted'> {
+  // A daemon we started with other arguments (an upgrade changed them) is restarted once.
+  const argsFile = `${spec.pidFile}.args`;
+  const wanted = JSON.stringify([spec.cmd, ...spec.args, spec.fingerprint ?? '']);
+  const ours = readPid(spec.pidFile);
+  const stale = ours !== undefined && alive(ours) && (!existsSync(argsFile) || readFileSync(argsFile, 'utf8') !== wanted);
+  if (stale) await stopDaemon(spec.pidFile);
+  else if (await spec.ready()) return 'running';
+  const result = await startDaemon(spec);
+  writeFileSync(argsFile, wanted);
+  return stale ? 'restarted' : result;
+}
+
+async function startDaemon(spec: DaemonSpec): Promise<'running' | 'started'> {
   const existing = readPid(spec.pidFile);
   if (existing !== undefined && alive(existing)) {
     await waitFor(spec.name, spec.ready, spec.timeoutMs ?? 30_000, () => tail(spec.logFile));
