@@ -17,6 +17,11 @@ import { MAIN, type StateStore } from '../state/store.js';
 import { recordStatus, type StatusRecord } from '../status/record.js';
 import type { Logger } from '../util/log.js';
 
+export type Snapshot =
+  | { commit: null }
+  | { commit: string; invalid: string }
+  | { commit: string; loaded: LoadedState; live: LiveState };
+
 export interface ActivityDeps {
   cluster: string;
   store: StateStore;
@@ -53,20 +58,22 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return {
-    async resolveHead(): Promise<string | null> {
-      return deps.store.resolve(MAIN);
-    },
-
-    async loadDesired(input: { commit: string }): Promise<LoadedState> {
-      try {
-        return await loadDesired(deps.store, input.commit, cluster);
-      } catch (e) {
-        return stalled(e);
-      }
-    },
-
-    async observe(): Promise<LiveState> {
-      return observe(docker, edge.routesDir, cluster);
+    /**
+     * The newest commit on main, its desired state (or why it cannot be applied) and
+     * the live state, in one call: the workflow runs it as a local activity, so the
+     * start of every pass costs no round trips to the Temporal server.
+     */
+    async snapshot(): Promise<Snapshot> {
+      const commit = await deps.store.resolve(MAIN);
+      if (!commit) return { commit: null };
+      const [loaded, live] = await Promise.all([
+        loadDesired(deps.store, commit, cluster).catch((e: unknown) => {
+          if (e instanceof StalledError) return { invalid: e.message };
+          throw e;
+        }),
+        observe(docker, edge.routesDir, cluster),
+      ]);
+      return 'invalid' in loaded ? { commit, invalid: loaded.invalid } : { commit, loaded, live };
     },
 
     async ensureNetwork(a: Of<'ensureNetwork'>): Promise<void> {

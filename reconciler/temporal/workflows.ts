@@ -5,14 +5,14 @@
 // timer, the MCP `sync` tool) is a signal; a burst of signals coalesces into one more
 // pass, which always reads the newest commit on main.
 import {
-  ParentClosePolicy, condition, continueAsNew, defineQuery, defineSignal, executeChild, proxyActivities, setHandler,
-  sleep, workflowInfo,
+  ParentClosePolicy, condition, continueAsNew, defineQuery, defineSignal, executeChild, proxyActivities,
+  proxyLocalActivities, setHandler, sleep, workflowInfo,
 } from '@temporalio/workflow';
 import { diff } from '../diff/diff.js';
 import type { Action, ResourcePlan } from '../plan/plan.js';
 import { plan } from '../plan/plan.js';
 import type { ResourceStatus, StatusRecord } from '../status/record.js';
-import type { Activities } from './activities.js';
+import type { Activities, Snapshot } from './activities.js';
 
 export interface Trigger { reason: string }
 export interface ReconcileInput { cluster: string; drainMs?: number; pending?: Trigger; lastRecorded?: string; state?: ReconcileState }
@@ -25,11 +25,13 @@ const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval
 // Heartbeats let the server notice a dead worker in seconds, not at the start-to-close
 // timeout: after a crash the activity is retried on a live worker almost at once.
 const io = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', heartbeatTimeout: '5 seconds', retry });
+// Quick reads and idempotent checks run as local activities, inside the workflow task.
+const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds', retry });
 const health = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '5 seconds', retry: { ...retry, maximumAttempts: 2 } });
 
 async function run(action: Action, commit: string, started: string[]): Promise<void> {
   switch (action.type) {
-    case 'ensureNetwork': return io.ensureNetwork(action);
+    case 'ensureNetwork': return local.ensureNetwork(action);
     case 'startReplica': started.push((await io.startReplica({ action, commit })).name); return;
     case 'waitHealthy': return health.waitHealthy(action);
     case 'writeRoute': return io.writeRoute(action);
@@ -79,16 +81,16 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
   state.running = true;
   state.passes++;
   let lastRecorded = input.lastRecorded;
-  const commit = await io.resolveHead();
-  if (commit) {
-    const record = await pass(input, commit, trigger);
-    state.lastCommit = commit;
+  const snap = await local.snapshot();
+  if (snap.commit) {
+    const record = await pass(input, snap, trigger);
+    state.lastCommit = snap.commit;
     state.lastPhase = record.phase;
     state.lastError = record.phase === 'Applied' ? undefined : record.message;
     // A note when something happened, or for a commit seen for the first time.
-    if (record.resources.length > 0 || commit !== lastRecorded) {
+    if (record.resources.length > 0 || snap.commit !== lastRecorded) {
       await io.recordStatus(record);
-      lastRecorded = commit;
+      lastRecorded = snap.commit;
     }
   }
   state.running = false;
@@ -97,17 +99,14 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
   await continueAsNew<typeof reconcileWorkflow>({ ...input, pending, lastRecorded, state });
 }
 
-async function pass(input: ReconcileInput, commit: string, trigger: Trigger): Promise<StatusRecord> {
+async function pass(input: ReconcileInput, snap: Exclude<Snapshot, { commit: null }>, trigger: Trigger): Promise<StatusRecord> {
+  const commit = snap.commit;
   const at = new Date().toISOString();
   const base = { commit, at, trigger: trigger.reason };
-  let loaded;
-  try {
-    loaded = await io.loadDesired({ commit });
-  } catch (err) {
-    const { message } = failureMessage(err);
-    return { ...base, phase: 'ValidationFailed', message: `not applied; the last good state keeps running: ${message}`, resources: [], unchanged: 0 };
+  if ('invalid' in snap) {
+    return { ...base, phase: 'ValidationFailed', message: `not applied; the last good state keeps running: ${snap.invalid}`, resources: [], unchanged: 0 };
   }
-  const live = await io.observe();
+  const { loaded, live } = snap;
   const p = plan(diff(loaded.desired, live), { cluster: input.cluster, commit }, { drainMs: input.drainMs ?? 1000 });
   for (const a of p.prepare) await run(a, commit, []);
   const info = workflowInfo();
