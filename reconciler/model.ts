@@ -36,6 +36,20 @@ export interface DesiredApp {
   egress?: string[];
   /** Read-only root filesystem with a writable tmpfs at /tmp; false only when the manifest says so. */
   readOnlyRoot?: boolean;
+  /** Set when the image is built from source: `image` is then the tag that build produces. */
+  build?: BuildSpec;
+}
+
+/** What to build: a commit of an internal source repo. The image tag (`key`) is derived from it and the build inputs, so the same source is built once. */
+export interface BuildSpec {
+  key: string;
+  /** The internal source repo (<sources>/<project>/<name>.git). */
+  repo: { project: string; name: string };
+  commit: string;
+  /** Directory inside the source to build ('' for the root). */
+  path: string;
+  /** For git sources: where to fetch the commit from when the source repo does not have it. */
+  origin?: { url: string; ref: string };
 }
 
 export interface DesiredState {

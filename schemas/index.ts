@@ -11,7 +11,11 @@ export const MAX_MANIFEST_BYTES = 1024 * 1024;
 
 export type Resources = { cpu?: number; memoryMb?: number; pids?: number };
 export type Egress = { allow?: string[] };
-export type AppSource = { image: string } | { files: Record<string, string> } | { git: { url: string; ref: string } };
+export type AppSource =
+  | { image: string }
+  | { files: Record<string, string> }
+  | { git: { url: string; ref: string; commit?: string; path?: string } }
+  | { repo: { commit: string; app?: string; path?: string } };
 export type DatabaseBinding = { name: string; project?: string; envPrefix?: string };
 
 export interface AppSpec {

@@ -99,7 +99,8 @@ export function updatedAppSpec(old: AppSpec, input: UpdateAppInput, now: Date): 
 
 export function describeSource(s: AppSource): string {
   if ('image' in s) return `image ${s.image}`;
-  if ('git' in s) return `git ${s.git.url}@${s.git.ref}`;
+  if ('git' in s) return `git ${s.git.url}@${s.git.ref}${s.git.commit ? ` (${s.git.commit.slice(0, 12)})` : ''}`;
+  if ('repo' in s) return `source ${s.repo.app ? `${s.repo.app}@` : ''}${s.repo.commit.slice(0, 12)}${s.repo.path ? `:${s.repo.path}` : ''}`;
   return `${Object.keys(s.files).length} files`;
 }
 

@@ -6,6 +6,7 @@ import { containerName, networkName, routeFileName, routerName, type DesiredApp 
 
 export type Action =
   | { type: 'ensureNetwork'; project: string; network: string; reason: string }
+  | { type: 'buildImage'; app: DesiredApp; image: string; reason: string }
   | { type: 'startReplica'; app: DesiredApp; replica: number; container: string; network: string; reason: string }
   | { type: 'waitHealthy'; app: DesiredApp; containers: string[]; reason: string }
   | { type: 'writeRoute'; app: DesiredApp; file: string; router: string; containers: string[]; reason: string }
@@ -48,6 +49,8 @@ function deployActions(cluster: string, change: Extract<AppChange, { kind: 'crea
   const stale = 'stale' in change ? change.stale : [];
   const actions: Action[] = [];
   const containers: string[] = [];
+  // Before anything starts: a failed build leaves the running version serving.
+  if (app.build) actions.push({ type: 'buildImage', app, image: app.image, reason: `build source ${app.build.commit.slice(0, 12)}${app.build.path ? ` (${app.build.path})` : ''}; an existing image of the same source is reused` });
   for (let r = 0; r < app.replicas; r++) {
     const container = containerName(cluster, app, r);
     containers.push(container);

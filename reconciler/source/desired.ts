@@ -11,6 +11,8 @@ import type { TreeView } from '../state/tree.js';
 import { StalledError } from '../errors.js';
 import type { DesiredApp, DesiredState } from '../model.js';
 import { appEgress, loadClusterEgress } from './egress.js';
+import { compileSource } from '../build/build-spec.js';
+import { registryAddress } from '../../infra/config.js';
 
 export const CLUSTER_FILE = 'mlink.yaml';
 
@@ -44,21 +46,20 @@ function hash(value: unknown): string {
 export function compileApp(app: App, cluster: ClusterConfig, secretOids: Record<string, string>): DesiredApp {
   const { spec, metadata } = app;
   const file = `apps/${metadata.project}/${metadata.name}.yaml`;
-  if (!('image' in spec.source)) {
-    throw new StalledError('BuildFailed', file, 'this reconciler runs apps from an image (source.image); builds from files or git are not available yet');
-  }
+  const built = compileSource(file, metadata.project, metadata.name, spec.source, registryAddress());
+  const image = built?.image ?? ('image' in spec.source ? spec.source.image : '');
   const defaults = cluster.spec.defaults ?? {};
   const resources = { ...FALLBACK, ...defaults.resources, ...spec.resources };
   const runtime = cluster.spec.projects?.[metadata.project]?.runtime ?? defaults.runtime ?? 'runsc';
   const env = spec.env ?? {};
   const secretEnv = [...(spec.secretEnv ?? [])].sort();
   const readOnlyRoot = spec.readOnlyRoot !== false;
-  const container = { image: spec.source.image, port: spec.port, env, secrets: secretEnv.map((n) => [n, secretOids[n]]), resources, runtime, readOnlyRoot };
+  const container = { image, port: spec.port, env, secrets: secretEnv.map((n) => [n, secretOids[n]]), resources, runtime, readOnlyRoot };
   return {
     project: metadata.project,
     name: metadata.name,
     specHash: hash(container),
-    image: spec.source.image,
+    image,
     port: spec.port,
     env,
     secretEnv,
@@ -69,6 +70,7 @@ export function compileApp(app: App, cluster: ClusterConfig, secretOids: Record<
     health: healthOf(spec.healthCheck),
     egress: appEgress(app, cluster),
     readOnlyRoot,
+    ...(built ? { build: built.build } : {}),
   };
 }
 

@@ -1,0 +1,190 @@
+// The build plane: turns a pinned source commit into an image in the private registry.
+// Steps, each named in progress, logs and errors: source (export the commit), detect
+// (the build method), toolchain (a cached base image per language), sandbox (untrusted
+// installs and checks in a gVisor container), image (the classic builder with cpu,
+// memory and time limits) and push. An image that exists for the same key is reused:
+// the same source is built once, and a reverted manifest finds its old image again.
+import type Docker from 'dockerode';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { BuildSpec } from '../model.js';
+import type { Logger } from '../util/log.js';
+import { detect, onPath, toolchainTag, type Detected, type Toolchain } from './detect.js';
+import { dockerBuild, ensurePulled, imageExists, push, registryHas, sandboxRun, StepFailed, tarContext, type Limits } from './docker-steps.js';
+import { BuildRecords, type BuildRecord } from './records.js';
+import { SourceRepos } from './source-repo.js';
+
+export { StepFailed } from './docker-steps.js';
+
+export interface BuilderDeps {
+  docker: Docker;
+  sources: SourceRepos;
+  records: BuildRecords;
+  /** Runtime for untrusted build steps: runsc (gVisor). */
+  sandboxRuntime: string;
+  limits: Limits;
+  log: Logger;
+}
+
+export interface BuildTarget { project: string; name: string; image: string; build: BuildSpec }
+
+export interface BuildOutcome {
+  image: string;
+  key: string;
+  reused: boolean;
+  method?: string;
+  durationMs: number;
+  /** One line for status notes: how the image came to be, or why it was reused. */
+  note: string;
+}
+
+/** A failed build: which step, why, and the last log lines. */
+export class BuildFailure extends Error {
+  constructor(readonly step: string, readonly reason: string, readonly tail: string[]) {
+    super(`build failed at step "${step}": ${reason}${tail.length ? `; last log lines: ${tail.join(' | ')}` : ''}`);
+    this.name = 'BuildFailure';
+  }
+}
+
+const STEPS = ['source', 'detect', 'toolchain', 'sandbox', 'image', 'push'] as const;
+const toolchainBuilds = new Map<string, Promise<void>>();
+
+export class Builder {
+  constructor(private readonly deps: BuilderDeps) {}
+
+  /** The image for `t`: reused when it exists here or in the registry, else built and pushed. */
+  async build(t: BuildTarget, onProgress: (p: string) => void = () => undefined): Promise<BuildOutcome> {
+    const { docker, records } = this.deps;
+    const t0 = Date.now();
+    const { key } = t.build;
+    const prior = records.read(t.project, t.name, key);
+    const builtBy = prior?.phase === 'Built' ? ` (built ${prior.finishedAt} by ${prior.method} from source ${prior.commit.slice(0, 12)})` : '';
+    if (await imageExists(docker, t.image)) {
+      return { image: t.image, key, reused: true, method: prior?.method, durationMs: Date.now() - t0, note: `image reused, not rebuilt: ${t.image} already on this host${builtBy}` };
+    }
+    if (await registryHas(t.image)) {
+      await ensurePulled(docker, t.image);
+      return { image: t.image, key, reused: true, method: prior?.method, durationMs: Date.now() - t0, note: `image reused, not rebuilt: pulled ${t.image} from the registry${builtBy}` };
+    }
+    if (prior?.phase === 'Failed' && prior.final) {
+      throw new BuildFailure(prior.step ?? 'unknown', `${prior.error ?? 'failed'} (this source failed before and is not rebuilt; change the source)`, records.tail(t.project, t.name, key, 8));
+    }
+    const rec = records.start({ key, project: t.project, name: t.name, image: t.image, commit: t.build.commit, path: t.build.path, steps: [...STEPS] });
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), this.deps.limits.timeoutMs);
+    const work = await mkdtemp(join(records.dir(t.project, t.name, key), 'context-'));
+    const line = (l: string): void => records.append(rec, l);
+    const stepTo = (i: number, detail = ''): void => {
+      rec.step = STEPS[i];
+      rec.progress = `${i + 1}/${STEPS.length} ${STEPS[i]}${detail ? `: ${detail}` : ''}`;
+      records.save(rec);
+      onProgress(rec.progress);
+    };
+    try {
+      const detected = await this.steps(t, rec, work, controller.signal, line, stepTo);
+      Object.assign(rec, { phase: 'Built', progress: 'done', step: undefined, finishedAt: new Date().toISOString(), durationMs: Date.now() - t0 });
+      records.save(rec);
+      line(`built ${t.image} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${detected.method})`);
+      return { image: t.image, key, reused: false, method: detected.method, durationMs: Date.now() - t0, note: `built ${t.image} by ${detected.method} from source ${t.build.commit.slice(0, 12)} in ${((Date.now() - t0) / 1000).toFixed(1)} s` };
+    } catch (e) {
+      const final = e instanceof StepFailed;
+      const step = e instanceof StepFailed ? e.step : rec.step ?? 'unknown';
+      const reason = (e as Error).message;
+      line(`build failed at step "${step}": ${reason}`);
+      Object.assign(rec, { phase: 'Failed', step, error: reason, final, finishedAt: new Date().toISOString(), durationMs: Date.now() - t0 });
+      records.save(rec);
+      if (final) throw new BuildFailure(step, reason, records.tail(t.project, t.name, key, 8));
+      throw e;
+    } finally {
+      clearTimeout(timer);
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  private async steps(t: BuildTarget, rec: BuildRecord, work: string, signal: AbortSignal, line: (l: string) => void, stepTo: (i: number, d?: string) => void): Promise<Detected> {
+    const { docker, sources, records, limits, sandboxRuntime } = this.deps;
+    const { repo, commit, path, origin } = t.build;
+    stepTo(0, `export ${repo.project}/${repo.name}@${commit.slice(0, 12)}${path ? `:${path}` : ''}`);
+    if (!(await sources.hasCommit(repo.project, repo.name, commit))) {
+      if (!origin) throw new StepFailed('source', `commit ${commit} is not in the source repo ${repo.project}/${repo.name}.git`);
+      line(`fetching ${origin.url} ${origin.ref}`);
+      await sources.fetch(repo.project, repo.name, origin.url, origin.ref);
+      if (!(await sources.hasCommit(repo.project, repo.name, commit))) throw new StepFailed('source', `${origin.url}@${origin.ref} does not contain commit ${commit}`);
+    }
+    const ctx = join(work, 'src');
+    const count = await sources.exportTree(repo.project, repo.name, commit, path, ctx).catch((e: Error) => { throw new StepFailed('source', e.message); });
+    line(`source: ${count} files from ${repo.project}/${repo.name}.git@${commit.slice(0, 12)}${path ? `:${path}` : ''}`);
+
+    stepTo(1);
+    const installed = { nixpacks: onPath('nixpacks'), railpack: onPath('railpack') };
+    line(`detect: nixpacks ${installed.nixpacks ? 'installed' : 'not installed'}, railpack ${installed.railpack ? 'installed' : 'not installed'} on this build host`);
+    let d: Detected;
+    try { d = detect(ctx, installed); } catch (e) { throw new StepFailed('detect', (e as Error).message); }
+    line(`detect: method ${d.method}: ${d.why}`);
+    if (d.method === 'nixpacks' || d.method === 'railpack') {
+      // Not installed on the hosts ml.ink sets up; the branch stays simple and honest.
+      throw new StepFailed('detect', `${d.method} builds are not wired up yet; add a Dockerfile or uninstall ${d.method} to use ml.ink's own detection`);
+    }
+    if (d.generated) {
+      mkdirSync(join(ctx, '.mlink'), { recursive: true });
+      writeFileSync(join(ctx, d.dockerfile), d.generated);
+      appendFileSync(join(ctx, '.dockerignore'), '\n.mlink/Dockerfile\n');
+      for (const l of d.generated.trimEnd().split('\n')) line(`Dockerfile: ${l}`);
+    }
+    const dockerfileText = d.generated ?? (existsSync(join(ctx, 'Dockerfile')) ? readFileSync(join(ctx, 'Dockerfile'), 'utf8') : '');
+    writeFileSync(join(records.dir(t.project, t.name, t.build.key), 'Dockerfile'), dockerfileText);
+    Object.assign(rec, { method: d.method, why: d.why, dockerfile: dockerfileText });
+
+    stepTo(2);
+    for (const tc of new Set([d.toolchain, d.sandbox?.toolchain].filter((x): x is Toolchain => !!x))) {
+      await this.toolchain(tc, line, signal);
+    }
+
+    stepTo(3, d.sandbox ? d.sandbox.name : 'nothing to run');
+    if (d.sandbox) {
+      line(`sandbox: ${d.sandbox.name}, in a ${sandboxRuntime} container (cpu ${limits.cpu}, ${limits.memoryMb} MiB)`);
+      const proof = `(dmesg 2>/dev/null | head -n 1 | sed 's/^/sandbox kernel: /'); `;
+      const code = await sandboxRun(docker, { image: toolchainTag(d.sandbox.toolchain), runtime: sandboxRuntime, context: ctx, script: `${proof}${d.sandbox.script}`, limits, signal, onLine: line });
+      if (code !== 0) throw new StepFailed(`sandbox: ${d.sandbox.name}`, code === -1 ? 'stopped at the build time limit' : `exited ${code}`);
+    }
+
+    stepTo(4);
+    await dockerBuild(docker, tarContext(ctx), {
+      tag: t.image, dockerfile: d.dockerfile, limits, signal, onLine: line,
+      onStep: (s) => stepTo(4, s),
+    });
+
+    stepTo(5, 'to the registry');
+    await push(docker, t.image, line);
+    return d;
+  }
+
+  /** Builds a toolchain base image once per host (trusted: ml.ink's own Dockerfile, Debian packages only). */
+  private async toolchain(tc: Toolchain, line: (l: string) => void, signal: AbortSignal): Promise<void> {
+    const { docker, limits } = this.deps;
+    const tag = toolchainTag(tc);
+    if (await imageExists(docker, tag)) { line(`toolchain: ${tag} cached`); return; }
+    let running = toolchainBuilds.get(tag);
+    if (!running) {
+      line(`toolchain: building ${tag} (apt-get install; once per host)`);
+      running = (async () => {
+        const dir = await mkdtemp(join(this.deps.records.root, '.toolchain-'));
+        try {
+          writeFileSync(join(dir, 'Dockerfile'), tc.dockerfile);
+          for (const [f, text] of Object.entries(tc.files ?? {})) writeFileSync(join(dir, f), text);
+          await dockerBuild(docker, tarContext(dir), {
+            tag, dockerfile: 'Dockerfile', limits: { ...limits, memoryMb: Math.max(limits.memoryMb, 1024) }, signal,
+            onLine: (l) => line(`toolchain: ${l}`), onStep: () => undefined,
+          });
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      })().finally(() => toolchainBuilds.delete(tag));
+      toolchainBuilds.set(tag, running);
+    } else {
+      line(`toolchain: waiting for ${tag}, being built by another build`);
+    }
+    await running;
+  }
+}
