@@ -11,6 +11,13 @@ import { ReconcilerClient } from './temporal/client.js';
 import { startWorker, type WorkerHandle } from './temporal/worker.js';
 import { driftTimer, watchMain, type Stoppable } from './triggers.js';
 import type { Logger } from './util/log.js';
+import { Builder } from './build/builder.js';
+import type { Limits } from './build/docker-steps.js';
+import { BuildRecords } from './build/records.js';
+import { SourceRepos } from './build/source-repo.js';
+
+/** Build limits unless the caller says otherwise: cpu cores, memory, wall time. */
+export const BUILD_LIMITS: Limits = { cpu: 2, memoryMb: 2048, timeoutMs: 15 * 60_000 };
 
 export interface EngineOptions {
   repoDir: string;
@@ -22,6 +29,8 @@ export interface EngineOptions {
   /** Seconds between drift checks. */
   driftSeconds: number;
   drainMs?: number;
+  /** The build role: where source repos and build records live. Without it, apps built from source fail with BuildFailed. */
+  build?: { sourcesDir: string; buildsDir: string; limits?: Partial<Limits>; sandboxRuntime?: string };
   /** Run a worker in this process (the embedded default); false to only trigger. */
   worker?: boolean;
   log: Logger;
@@ -50,6 +59,15 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
           cluster, store, docker, log,
           edge: { routesDir: opts.routesDir, api: opts.traefikApi },
           identity: async () => (await loadClusterKey(opts.keysDir)).identity,
+          ...(opts.build ? {
+            builder: new Builder({
+              docker, log: log.child({ component: 'build' }),
+              sources: new SourceRepos(opts.build.sourcesDir),
+              records: new BuildRecords(opts.build.buildsDir),
+              sandboxRuntime: opts.build.sandboxRuntime ?? 'runsc',
+              limits: { ...BUILD_LIMITS, ...opts.build.limits },
+            }),
+          } : {}),
         },
       });
       const w = worker;

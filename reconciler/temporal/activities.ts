@@ -16,6 +16,9 @@ import { decryptSecret, secretPath } from '../state/secrets.js';
 import { MAIN, type StateStore } from '../state/store.js';
 import { recordStatus, type StatusRecord } from '../status/record.js';
 import type { Logger } from '../util/log.js';
+import { createBuildActivities } from '../build/activity.js';
+import type { Builder } from '../build/builder.js';
+import { ensurePulled } from '../build/docker-steps.js';
 
 export type Snapshot =
   | { commit: null }
@@ -30,6 +33,8 @@ export interface ActivityDeps {
   /** The cluster's age identity (AGE-SECRET-KEY-...), for secrets on their way into containers. */
   identity: () => Promise<string>;
   log: Logger;
+  /** Set on workers of a host with the build role: builds images from source. */
+  builder?: Builder;
 }
 
 function stalled(e: unknown): never {
@@ -58,6 +63,8 @@ export function createActivities(deps: ActivityDeps) {
   }
 
   return {
+    ...createBuildActivities(deps.builder),
+
     /**
      * The newest commit on main, its desired state (or why it cannot be applied) and
      * the live state, in one call: the workflow runs it as a local activity, so the
@@ -82,6 +89,8 @@ export function createActivities(deps: ActivityDeps) {
 
     async startReplica(input: { action: Of<'startReplica'>; commit: string }): Promise<containers.Started> {
       const a = input.action;
+      // Built images come from the private registry (a no-op on the host that built them).
+      if (a.app.build) await ensurePulled(docker, a.app.image);
       const started = await containers.startReplica(docker, {
         cluster, commit: input.commit, app: a.app, replica: a.replica, container: a.container, network: a.network,
         secrets: await secretsFor(input.commit, a.app),

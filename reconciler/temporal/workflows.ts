@@ -28,9 +28,12 @@ const io = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', heart
 // Quick reads and idempotent checks run as local activities, inside the workflow task.
 const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds', retry });
 const health = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '5 seconds', retry: { ...retry, maximumAttempts: 2 } });
+// Builds heartbeat their progress; a step that fails on its input (BuildFailed) is not retried.
+const builds = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds', retry: { ...retry, maximumAttempts: 3, nonRetryableErrorTypes: [...retry.nonRetryableErrorTypes, 'BuildFailed'] } });
 
-async function run(action: Action, commit: string, started: string[]): Promise<void> {
+async function run(action: Action, commit: string, started: string[], notes: string[] = []): Promise<void> {
   switch (action.type) {
+    case 'buildImage': notes.push((await builds.buildImage(action)).note); return;
     case 'ensureNetwork': return local.ensureNetwork(action);
     case 'startReplica': started.push((await io.startReplica({ action, commit })).name); return;
     case 'waitHealthy': return health.waitHealthy(action);
@@ -45,14 +48,16 @@ async function run(action: Action, commit: string, started: string[]): Promise<v
 }
 
 /** Child workflow: one resource's actions in order. If the new version never gets healthy it is removed and the old one keeps serving. */
-export async function applyResourceWorkflow(input: { resource: ResourcePlan; commit: string }): Promise<void> {
+export async function applyResourceWorkflow(input: { resource: ResourcePlan; commit: string }): Promise<{ notes: string[] }> {
   const started: string[] = [];
   const routed = { done: false };
+  const notes: string[] = [];
   try {
     for (const action of input.resource.actions) {
-      await run(action, input.commit, started);
+      await run(action, input.commit, started, notes);
       if (action.type === 'writeRoute') routed.done = true;
     }
+    return { notes };
   } catch (err) {
     if (!routed.done) {
       for (const name of started) await io.removeContainer({ type: 'removeContainer', id: name, name, reason: 'rollback: never served' });
@@ -65,7 +70,7 @@ function failureMessage(err: unknown): { phase: string; message: string } {
   let e = err as { cause?: unknown; type?: string; message?: string };
   while (e.cause && !(e as { type?: string }).type) e = e.cause as typeof e;
   const type = (e as { type?: string }).type;
-  const phase = type === 'StalledError' ? 'ValidationFailed' : type === 'HealthCheckFailed' ? 'HealthCheckFailed' : 'ApplyFailed';
+  const phase = type === 'StalledError' ? 'ValidationFailed' : type === 'HealthCheckFailed' || type === 'BuildFailed' ? type : 'ApplyFailed';
   return { phase, message: e.message ?? String(err) };
 }
 
@@ -113,12 +118,12 @@ async function pass(input: ReconcileInput, snap: Exclude<Snapshot, { commit: nul
   const resources: ResourceStatus[] = await Promise.all(p.resources.map(async (r): Promise<ResourceStatus> => {
     const id = { kind: 'App' as const, project: r.project, name: r.name, change: r.change };
     try {
-      await executeChild(applyResourceWorkflow, {
+      const out = await executeChild(applyResourceWorkflow, {
         workflowId: `${info.workflowId}/${r.project}/${r.name}/${info.runId}`,
         args: [{ resource: r, commit }],
         parentClosePolicy: ParentClosePolicy.TERMINATE,
       });
-      return { ...id, result: 'ok', message: r.reason };
+      return { ...id, result: 'ok', message: [r.reason, ...(out?.notes ?? [])].join('; ') };
     } catch (err) {
       const { phase, message } = failureMessage(err);
       return { ...id, result: 'failed', phase, message };

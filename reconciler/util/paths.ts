@@ -13,6 +13,8 @@ export interface DataDir {
   temporalDb: string;
   registry: string;
   images: string; // debootstrap output and image build contexts
+  sources: string; // internal source repos, one bare git repo per app: <project>/<app>.git
+  builds: string; // build records and logs: <project>/<app>/<key>/
 }
 
 export function dataDir(home = process.env.MLINK_HOME ?? join(homedir(), '.mlink')): DataDir {
@@ -26,5 +28,7 @@ export function dataDir(home = process.env.MLINK_HOME ?? join(homedir(), '.mlink
     temporalDb: join(home, 'temporal', 'dev.db'),
     registry: join(home, 'registry'),
     images: join(home, 'images'),
+    sources: join(home, 'sources'),
+    builds: join(home, 'builds'),
   };
 }
