@@ -2,16 +2,22 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { Domain } from '../../reconciler/domain/index.js';
-import type { AppSource } from '../../schemas/index.js';
+import { MAX_TAR_BASE64 } from '../../reconciler/build/source-files.js';
+import type { SourceInput } from '../../reconciler/domain/app-source.js';
 import { expectedRevision, handle, liveOutput, name, project, proposal, resources, writeOutput, writeText } from './shared.js';
 
 // One object with three optional keys rather than a union: the schema check then says
 // "exactly one of { image }, { files } or { git }" instead of a bare "invalid input".
 const source = z.strictObject({
   image: z.string().max(512).optional().describe('a container image, e.g. nginx:1.27'),
-  files: z.record(z.string().max(256), z.string().max(262_144)).optional().describe('{ "relative/path": "content" }: at most 200 files, 1 MiB in all'),
-  git: z.strictObject({ url: z.string().max(512), ref: z.string().max(255) }).optional().describe('a repository URL and a branch, tag or commit'),
-}).describe('exactly one of { image }, { files } or { git: { url, ref } }');
+  files: z.record(z.string().max(256), z.string().max(262_144)).optional()
+    .describe('the whole source as { "relative/path": "content" } (at most 2000 files, 8 MiB in all): committed to the app\'s source repo and built; an update replaces every file'),
+  tar: z.string().max(MAX_TAR_BASE64).optional().describe('the whole source as a base64 uncompressed tar (relative symlinks allowed, 8 MiB of files at most)'),
+  git: z.strictObject({ url: z.string().max(512), ref: z.string().max(255), path: z.string().max(256).optional() }).optional()
+    .describe('an http(s) repository URL and a branch, tag or commit, fetched now and pinned; path: a directory to build'),
+  repo: z.strictObject({ app: z.string().max(127).optional(), commit: z.string().max(40).optional(), path: z.string().max(256).optional() }).optional()
+    .describe("a commit (default: newest) of an internal source repo, this app's or app: '<project>/<name>'"),
+}).describe('exactly one of { image }, { files }, { tar }, { git: { url, ref } } or { repo }. Sources are built into an image: the app\'s Dockerfile, else detection of static sites, Node.js, Python and Go; get_app shows build progress, app_logs the build log');
 
 function fields(nullable: boolean) {
   const opt = <T extends z.ZodType>(t: T) => (nullable ? t.nullable().optional() : t.optional());
@@ -46,13 +52,13 @@ export function registerAppTools(server: McpServer, domain: Domain): void {
     description: 'Describe a new app. Commits apps/<project>/<name>.yaml (or opens a proposal in review mode). Fails if the app exists.',
     inputSchema: z.strictObject({ name, project, source, port: z.number().int().describe('the TCP port the app listens on'), ...fields(false), proposal }),
     outputSchema: writeOutput,
-  }, (args) => handle('create_app', () => domain.createApp({ ...args, source: args.source as AppSource }), writeText));
+  }, (args) => handle('create_app', () => domain.createApp({ ...args, source: args.source as SourceInput }), writeText));
 
   server.registerTool('update_app', {
     description: 'Change an existing app. Fields you pass replace the stored ones; null removes an optional field; omitted fields stay. Pass expected_revision from get_app to avoid overwriting someone else\'s change.',
     inputSchema: z.strictObject({ name, project, source: source.optional(), port: z.number().int().optional(), ...fields(true), expected_revision: expectedRevision, proposal }),
     outputSchema: writeOutput,
-  }, (args) => handle('update_app', () => domain.updateApp({ ...args, source: args.source as AppSource | undefined }), writeText));
+  }, (args) => handle('update_app', () => domain.updateApp({ ...args, source: args.source as SourceInput | undefined }), writeText));
 
   server.registerTool('delete_app', {
     description: 'Remove an app and its secrets from the desired state; the reconciler then stops it.',

@@ -1,6 +1,7 @@
 // Tool input (snake_case, what agents send) to App spec (camelCase, what the manifest
 // says), and a one-line summary of a change. Pure: no I/O.
 import type { AppSource, AppSpec, DatabaseBinding } from '../../schemas/index.js';
+import type { SourceInput } from './app-source.js';
 
 /** Optional App fields as agents send them. In update_app, null removes a field. */
 export interface AppFieldsInput {
@@ -21,7 +22,7 @@ export interface AppFieldsInput {
 export interface CreateAppInput extends AppFieldsInput {
   name: string;
   project?: string;
-  source: AppSource;
+  source: SourceInput;
   port: number;
   proposal?: string;
 }
@@ -29,7 +30,7 @@ export interface CreateAppInput extends AppFieldsInput {
 export interface UpdateAppInput extends AppFieldsInput {
   name: string;
   project?: string;
-  source?: AppSource;
+  source?: SourceInput;
   port?: number;
   expected_revision?: string;
   proposal?: string;
@@ -42,9 +43,10 @@ function drop<T extends object>(o: T): T {
 }
 
 /** The spec fields an input sets (undefined: not given; null: remove). */
-function mapFields(input: AppFieldsInput & { source?: AppSource; port?: number }, now: Date): { [K in keyof AppSpec]?: AppSpec[K] | null } {
+function mapFields(input: AppFieldsInput & { source?: SourceInput; port?: number }, now: Date): { [K in keyof AppSpec]?: AppSpec[K] | null } {
   const out: { [K in keyof AppSpec]?: AppSpec[K] | null } = {};
-  if (input.source !== undefined) out.source = input.source;
+  // Files, tars and git refs are resolved to a pinned commit (app-source.ts) before this runs.
+  if (input.source !== undefined) out.source = input.source as AppSource;
   if (input.port !== undefined) out.port = input.port;
   if (input.env !== undefined) out.env = input.env;
   if (input.resources !== undefined) out.resources = input.resources && drop({ cpu: input.resources.cpu, memoryMb: input.resources.memory_mb, pids: input.resources.pids });
@@ -97,10 +99,11 @@ export function updatedAppSpec(old: AppSpec, input: UpdateAppInput, now: Date): 
   return next as unknown as AppSpec;
 }
 
-export function describeSource(s: AppSource): string {
+export function describeSource(s: AppSource | SourceInput): string {
+  if ('tar' in s) return 'a tar of files';
   if ('image' in s) return `image ${s.image}`;
-  if ('git' in s) return `git ${s.git.url}@${s.git.ref}${s.git.commit ? ` (${s.git.commit.slice(0, 12)})` : ''}`;
-  if ('repo' in s) return `source ${s.repo.app ? `${s.repo.app}@` : ''}${s.repo.commit.slice(0, 12)}${s.repo.path ? `:${s.repo.path}` : ''}`;
+  if ('git' in s) return `git ${s.git.url}@${s.git.ref}${'commit' in s.git && s.git.commit ? ` (${s.git.commit.slice(0, 12)})` : ''}`;
+  if ('repo' in s) return `source ${s.repo.app ? `${s.repo.app}@` : ''}${(s.repo.commit ?? 'head').slice(0, 12)}${s.repo.path ? `:${s.repo.path}` : ''}`;
   return `${Object.keys(s.files).length} files`;
 }
 
@@ -110,7 +113,7 @@ export function changedFields(input: UpdateAppInput): string {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(input)) {
     if (skip.has(k) || v === undefined) continue;
-    if (k === 'source') parts.push(describeSource(v as AppSource));
+    if (k === 'source') parts.push(describeSource(v as SourceInput));
     else if (k === 'port' || k === 'replicas') parts.push(`${k} ${String(v)}`);
     else if (k === 'secret_env') parts.push(v === null ? 'no secrets' : `secrets ${Object.keys(v as object).sort().join(', ')}`);
     else parts.push(v === null ? `no ${k}` : k);

@@ -9,7 +9,19 @@ import { clusterConfig } from './cluster.js';
 import { DomainError, conflict, invalid, notFound } from './errors.js';
 import type { LiveStateProvider, LiveStatus } from './live-state.js';
 import { checkManifest, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
-import { requireProjects, write, type Ctx, type WriteResult } from './write.js';
+import { requireProjects, requireWrite, write, type Ctx, type WriteResult } from './write.js';
+import { resolveSource, type ResolvedSource } from './app-source.js';
+import { SourceRepos } from '../build/source-repo.js';
+import { dataDir } from '../util/paths.js';
+
+function withSources(ctx: Ctx): Ctx & { sources: SourceRepos } {
+  return { ...ctx, sources: ctx.sources ?? new SourceRepos(dataDir().sources) };
+}
+
+async function finish(result: WriteResult, resolved: ResolvedSource | undefined): Promise<WriteResult> {
+  await resolved?.finalize(result);
+  return result;
+}
 
 const MAX_SECRET_BYTES = 64 * 1024;
 
@@ -41,21 +53,30 @@ function appManifest(name: string, project: string, spec: App['spec']): App {
 export async function createApp(ctx: Ctx, input: CreateAppInput, now = new Date()): Promise<WriteResult> {
   const project = input.project ?? 'default';
   const file = fileLabel('App', project, input.name);
-  const manifest = appManifest(input.name, project, newAppSpec(input, now));
-  const text = checkManifest(file, manifest);
+  // Every other field is checked before any source is stored.
+  checkManifest(file, appManifest(input.name, project, newAppSpec({ ...input, source: { image: 'placeholder' } }, now)));
   checkSecrets(file, input.secret_env);
   const path = manifestPath('App', project, input.name);
-  return write(ctx, {
+  if (!('image' in input.source)) {
+    requireWrite(ctx.agent, 'create_app');
+    requireProjects(ctx.agent, [project]);
+    if (await (await ctx.store.view(MAIN)).blobOid(path)) throw new DomainError('already_exists', `app ${project}/${input.name} already exists (${path}); use update_app to change it or pick another name`);
+  }
+  const resolved = await resolveSource(withSources(ctx), file, project, input.name, input.source, { tool: 'create_app', proposal: input.proposal });
+  const manifest = appManifest(input.name, project, newAppSpec({ ...input, source: resolved.source }, now));
+  const text = checkManifest(file, manifest);
+  return finish(await write(ctx, {
     tool: 'create_app',
     projects: [project],
     path,
     proposal: input.proposal,
     summary: `create app ${project}/${input.name}: ${describeSource(manifest.spec.source)}, port ${manifest.spec.port}`,
+    body: resolved.note,
     prepare: async (view) => {
       if (await view.blobOid(path)) throw new DomainError('already_exists', `app ${project}/${input.name} already exists (${path}); use update_app to change it or pick another name`);
       return [{ path, content: text }, ...(await secretChanges(view, project, input.name, input.secret_env))];
     },
-  });
+  }), resolved);
 }
 
 function checkRevision(path: string, expected: string | undefined, actual: string): void {
@@ -69,21 +90,32 @@ export async function updateApp(ctx: Ctx, input: UpdateAppInput, now = new Date(
   const file = fileLabel('App', project, input.name);
   const path = manifestPath('App', project, input.name);
   checkSecrets(file, input.secret_env);
-  return write(ctx, {
+  let resolved: ResolvedSource | undefined;
+  if (input.source !== undefined && !('image' in input.source)) {
+    requireWrite(ctx.agent, 'update_app');
+    requireProjects(ctx.agent, [project]);
+    const found = await readManifest<App>(await ctx.store.view(MAIN), 'App', project, input.name);
+    if (!found) throw notFound(`app ${project}/${input.name} does not exist; create it with create_app`);
+    checkRevision(path, input.expected_revision, found.revision);
+    resolved = await resolveSource(withSources(ctx), file, project, input.name, input.source, { tool: 'update_app', proposal: input.proposal });
+  }
+  const change = resolved ? { ...input, source: resolved.source } : input;
+  return finish(await write(ctx, {
     tool: 'update_app',
     projects: [project],
     path,
     proposal: input.proposal,
     summary: `update app ${project}/${input.name}: ${changedFields(input)}`,
+    body: resolved?.note,
     prepare: async (view) => {
       const current = await readManifest<App>(view, 'App', project, input.name);
       if (!current) throw notFound(`app ${project}/${input.name} does not exist; create it with create_app`);
       checkRevision(path, input.expected_revision, current.revision);
-      const next = appManifest(input.name, project, updatedAppSpec(current.manifest.spec, input, now));
+      const next = appManifest(input.name, project, updatedAppSpec(current.manifest.spec, change, now));
       const text = checkManifest(file, next);
       return [{ path, content: text }, ...(await secretChanges(view, project, input.name, input.secret_env))];
     },
-  });
+  }), resolved);
 }
 
 export async function deleteApp(ctx: Ctx, input: { name: string; project?: string; expected_revision?: string; proposal?: string }): Promise<WriteResult> {

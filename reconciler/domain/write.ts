@@ -4,6 +4,7 @@
 // lock. The commit's author is the agent; its message is the summary plus trailers
 // naming the tool and request id. Nothing reaches git unless `prepare` returns.
 import { randomBytes, randomUUID } from 'node:crypto';
+import type { SourceRepos } from '../build/source-repo.js';
 import type { AgentPolicy } from '../state/tokens.js';
 import { mayTouch } from '../state/tokens.js';
 import { MAIN, PROPOSALS, type StateStore } from '../state/store.js';
@@ -12,7 +13,7 @@ import { ApplyConflictError } from '../state/history.js';
 import { log } from '../util/log.js';
 import { DomainError, conflict, forbidden, invalid, notFound } from './errors.js';
 
-export interface Ctx { store: StateStore; agent: AgentPolicy }
+export interface Ctx { store: StateStore; agent: AgentPolicy; /** Internal source repos, where files sent with create_app/update_app are committed. */ sources?: SourceRepos }
 
 export interface WriteResult {
   /** The new commit; null when the change left the state as it was. */

@@ -26,7 +26,7 @@ const cases: Array<[string, string, Record<string, unknown>, RegExp]> = [
   ['an out-of-range value', 'create_app', { ...ok, name: 'x', port: 0 }, /spec\.port must be >= 1/],
   ['a duplicate create', 'create_app', ok, /already_exists: app default\/web already exists/],
   ['a 10 MB payload in one file', 'create_app', { ...ok, name: 'x', source: { files: { 'big.txt': 'x'.repeat(10 * 1024 * 1024) } } }, /Too big: expected string to have <=262144 characters at source\.files\.big\.txt/],
-  ['a 10 MB payload over many files', 'create_app', { ...ok, name: 'x', source: { files: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}.txt`, 'x'.repeat(256 * 1024)])) } }, /too_large: apps\/default\/x\.yaml: the manifest is \d+ bytes; at most 1048576.*spec\.source\.files/],
+  ['a 10 MB payload over many files', 'create_app', { ...ok, name: 'x', source: { files: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}.txt`, 'x'.repeat(256 * 1024)])) } }, /too_large: apps\/default\/x\.yaml: spec\.source\.files holds \d+ bytes in 40 files; at most 8388608 bytes/],
   ['no source at all', 'create_app', { ...ok, name: 'x', source: {} }, /spec\.source must NOT have fewer than 1 properties \(allowed: exactly one of/],
   ['an unsafe file path', 'create_app', { ...ok, name: 'x', source: { files: { '../../.git/config': 'x' } } }, /spec\.source\.files key "\.\.\/\.\.\/\.git\/config" is not valid/],
   ['two sources at once', 'create_app', { ...ok, name: 'x', source: { image: 'a', git: { url: 'https://h/r', ref: 'main' } } }, /spec\.source must NOT have more than 1 properties \(allowed: exactly one of \{ image \}, \{ files \}/],
