@@ -93,7 +93,10 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     ];
     stops.unshift(...triggers.map((t) => () => t.stop()));
     await trigger('start');
-    const liveState = createLiveState({ cluster, store, docker, routesDir: opts.routesDir, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 } });
+    const liveState = createLiveState({
+      cluster, store, docker, routesDir: opts.routesDir, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
+      ...(opts.build ? { builds: new BuildRecords(opts.build.buildsDir) } : {}),
+    });
     log.info('reconciler running', { repo: opts.repoDir, temporal: opts.temporal.address, driftSeconds: opts.driftSeconds, worker: opts.worker !== false });
     return {
       cluster,

@@ -1,4 +1,4 @@
-// App tools: create_app, update_app, delete_app, get_app, list_apps.
+// App tools: create_app, update_app, delete_app, get_app, app_logs, list_apps.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { Domain } from '../../reconciler/domain/index.js';
@@ -67,10 +67,21 @@ export function registerAppTools(server: McpServer, domain: Domain): void {
   }, (args) => handle('delete_app', () => domain.deleteApp(args), writeText));
 
   server.registerTool('get_app', {
-    description: 'The app\'s manifest on main, its revision, and its live status (unknown until the reconciler runs). Secret values are never returned, only names.',
+    description: 'The app\'s manifest on main, its revision, and its live status (unknown until the reconciler runs): phase (Building, Running, BuildFailed, ...), progress, and for apps built from source the newest build (method, step, Dockerfile, last log lines). Secret values are never returned, only names.',
     inputSchema: z.strictObject({ name, project }),
     outputSchema: appOutput,
   }, (args) => handle('get_app', () => domain.getApp(args), (r) => `${r.path} @ ${r.revision}\nlive: ${r.live.known ? JSON.stringify(r.live) : r.live.reason}\n${JSON.stringify(r.app, null, 2)}`));
+
+  server.registerTool('app_logs', {
+    description: 'An app\'s build log (default for apps built from source: the newest build, its steps and Dockerfile) or runtime log (its newest container\'s output).',
+    inputSchema: z.strictObject({
+      name, project,
+      kind: z.enum(['build', 'runtime']).optional().describe('build or runtime; default build for source apps, runtime for image apps'),
+      lines: z.number().int().min(1).max(5000).optional().describe('the last N lines, default 100'),
+      since_seconds: z.number().int().min(1).max(30 * 86400).optional().describe('runtime only: output from the last N seconds'),
+    }),
+    outputSchema: { kind: z.enum(['build', 'runtime']), source: z.string(), lines: z.array(z.string()), truncated: z.boolean() },
+  }, (args) => handle('app_logs', () => domain.appLogs(args), (r) => [`${r.kind} log, ${r.source}${r.truncated ? ' (older lines left out)' : ''}:`, ...r.lines].join('\n')));
 
   server.registerTool('list_apps', {
     description: 'Apps on main, optionally in one project.',

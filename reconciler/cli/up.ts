@@ -7,16 +7,18 @@ import { infraConfig, temporalAddress } from '../../infra/config.js';
 import { runSetup } from '../../infra/setup/index.js';
 import { startHttpServer } from '../../mcp/http.js';
 import { startEngine } from '../engine.js';
+import { startGitHttpServer } from '../build/git-http.js';
 import { initStateRepo } from '../state/init.js';
 import { defaultTokensFile, ensureAgentToken } from '../state/tokens.js';
 import { log } from '../util/log.js';
 import { dataDir } from '../util/paths.js';
 
-const HELP = `usage: mlink up [--repo DIR] [--cluster NAME] [--port 7331] [--drift-interval SECONDS] [--agent NAME] [--skip-setup]
+const HELP = `usage: mlink up [--repo DIR] [--cluster NAME] [--port 7331] [--git-port 7332] [--drift-interval SECONDS] [--agent NAME] [--skip-setup]
 
 Runs ml.ink on embedded defaults: sets up Docker with runsc, Temporal, Traefik and the
 registry if needed, creates the state repo if missing, starts the reconciler and serves
-MCP at http://127.0.0.1:PORT/mcp. Prints the agent token the first time.
+MCP at http://127.0.0.1:PORT/mcp and the apps' source repos (read-only git over HTTP)
+at http://127.0.0.1:GIT-PORT/<project>/<app>.git. Prints the agent token the first time.
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -24,7 +26,7 @@ export async function run(argv: string[]): Promise<number> {
     args: argv,
     options: {
       repo: { type: 'string' }, cluster: { type: 'string' }, port: { type: 'string' }, 'drift-interval': { type: 'string' }, agent: { type: 'string' },
-      'skip-setup': { type: 'boolean' }, 'drain-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'skip-setup': { type: 'boolean' }, 'drain-ms': { type: 'string' }, 'git-port': { type: 'string' }, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) { process.stdout.write(HELP); return 0; }
@@ -32,7 +34,8 @@ export async function run(argv: string[]): Promise<number> {
   const port = Number(values.port ?? process.env.MLINK_MCP_PORT ?? 7331);
   const driftSeconds = Number(values['drift-interval'] ?? process.env.MLINK_DRIFT_INTERVAL ?? 30);
   const drainMs = Number(values['drain-ms'] ?? 1000);
-  for (const [flag, v, ok] of [['--port', port, port >= 0 && port <= 65535], ['--drift-interval', driftSeconds, driftSeconds >= 1], ['--drain-ms', drainMs, drainMs >= 0]] as const) {
+  const gitPort = Number(values['git-port'] ?? process.env.MLINK_GIT_PORT ?? 7332);
+  for (const [flag, v, ok] of [['--port', port, port >= 0 && port <= 65535], ['--git-port', gitPort, gitPort >= 0 && gitPort <= 65535], ['--drift-interval', driftSeconds, driftSeconds >= 1], ['--drain-ms', drainMs, drainMs >= 0]] as const) {
     if (!Number.isInteger(v) || !ok) { process.stderr.write(`mlink up: ${flag} got ${v}; give a whole number in range (see --help)\n`); return 2; }
   }
   try {
@@ -48,7 +51,9 @@ export async function run(argv: string[]): Promise<number> {
       routesDir: cfg.traefik.routesDir,
       traefikApi: `http://${cfg.traefik.host}:${cfg.traefik.apiPort}`,
       webPort: cfg.traefik.webPort,
+      build: { sourcesDir: dirs.sources, buildsDir: dirs.builds },
     });
+    const gitServer = await startGitHttpServer({ root: dirs.sources, port: gitPort, log });
     const tokensFile = defaultTokensFile();
     const agent = values.agent ?? 'agent';
     const { token } = await ensureAgentToken(tokensFile, { name: agent, projects: ['*'], mode: 'commit', access: 'write' });
@@ -61,6 +66,7 @@ export async function run(argv: string[]): Promise<number> {
       token ? `  agent token    ${token}   (agent "${agent}", all projects; shown once, keep it)` : `  agent token    agent "${agent}" already has one; \`npx mlink token add ${agent}\` issues a new one`,
       `  apps served at http://<app>.<project>.localhost:${cfg.traefik.webPort}/ (Traefik)`,
       `  state repo     ${init.dir}   (git clone it to review, revert, audit)`,
+      `  source repos   ${gitServer.url}/<project>/<app>.git   (git clone what agents sent; read-only)`,
       `  cluster        ${engine.cluster}; drift check every ${driftSeconds} s`,
       '',
       'Ctrl-C stops the control plane; running apps keep serving.',
@@ -73,6 +79,7 @@ export async function run(argv: string[]): Promise<number> {
     });
     log.info('stopping');
     await server.close();
+    await gitServer.close();
     await engine.stop();
     return 0;
   } catch (e) {

@@ -10,6 +10,9 @@ import * as hist from './history.js';
 import { unknownLiveState, type LiveStateProvider } from './live-state.js';
 import { listProposals } from './proposals.js';
 import type { Ctx, WriteResult } from './write.js';
+import { appLogs, type AppLogsInput } from './app-logs.js';
+import type { AppLogs } from './live-state.js';
+import type { SourceRepos } from '../build/source-repo.js';
 
 export type { WriteResult } from './write.js';
 export type { CreateAppInput, UpdateAppInput } from './app-input.js';
@@ -28,6 +31,7 @@ export interface Domain {
   deleteApp(input: Guarded): Promise<WriteResult>;
   getApp(input: Ident): ReturnType<typeof apps.getApp>;
   listApps(input: { project?: string }): ReturnType<typeof apps.listApps>;
+  appLogs(input: AppLogsInput): Promise<AppLogs>;
   createDatabase(input: dbs.CreateDatabaseInput): Promise<WriteResult>;
   deleteDatabase(input: Guarded): Promise<WriteResult>;
   getDatabase(input: Ident): ReturnType<typeof dbs.getDatabase>;
@@ -38,10 +42,10 @@ export interface Domain {
   listProposals(): ReturnType<typeof listProposals>;
 }
 
-export interface DomainOptions { store: StateStore; agent: AgentPolicy; liveState?: LiveStateProvider }
+export interface DomainOptions { store: StateStore; agent: AgentPolicy; liveState?: LiveStateProvider; sources?: SourceRepos }
 
 export function createDomain(opts: DomainOptions): Domain {
-  const ctx: Ctx = { store: opts.store, agent: opts.agent };
+  const ctx: Ctx = { store: opts.store, agent: opts.agent, ...(opts.sources ? { sources: opts.sources } : {}) };
   const live = opts.liveState ?? unknownLiveState;
   return {
     agent: opts.agent,
@@ -51,6 +55,7 @@ export function createDomain(opts: DomainOptions): Domain {
     deleteApp: (i) => apps.deleteApp(ctx, i),
     getApp: (i) => apps.getApp(ctx, live, i),
     listApps: (i) => apps.listApps(ctx, i),
+    appLogs: (i) => appLogs(ctx, live, i),
     createDatabase: (i) => dbs.createDatabase(ctx, i),
     deleteDatabase: (i) => dbs.deleteDatabase(ctx, i),
     getDatabase: (i) => dbs.getDatabase(ctx, live, i),

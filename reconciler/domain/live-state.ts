@@ -7,7 +7,10 @@ export interface DesiredResource extends ResourceId { revision: string }
 
 export type LiveStatus =
   | { known: false; reason: string }
-  | { known: true; phase: string; message?: string; appliedCommit?: string; url?: string; updatedAt?: string };
+  | { known: true; phase: string; message?: string; appliedCommit?: string; url?: string; updatedAt?: string; progress?: string; build?: Record<string, unknown> };
+
+export interface LogsRequest { kind: 'build' | 'runtime'; lines: number; since?: number }
+export interface AppLogs { kind: 'build' | 'runtime'; source: string; lines: string[]; truncated: boolean }
 
 export interface PlannedAction extends ResourceId { action: string; reason: string }
 export type LivePlan = { known: false; reason: string } | { known: true; actions: PlannedAction[] };
@@ -15,6 +18,8 @@ export type LivePlan = { known: false; reason: string } | { known: true; actions
 export interface LiveStateProvider {
   status(id: ResourceId): Promise<LiveStatus>;
   plan(desired: { commit: string | null; resources: DesiredResource[] }): Promise<LivePlan>;
+  /** Build or runtime output of an app; absent when the reconciler is not running here. */
+  logs?(id: ResourceId, req: LogsRequest): Promise<AppLogs>;
 }
 
 export const RECONCILER_NOT_RUNNING = 'live state unknown: the reconciler is not running';

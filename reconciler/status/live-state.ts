@@ -10,6 +10,8 @@ import { plan, type PlanOptions } from '../plan/plan.js';
 import { loadDesired } from '../source/desired.js';
 import type { StateStore } from '../state/store.js';
 import { latestStatus } from './record.js';
+import type { BuildRecords } from '../build/records.js';
+import { buildLogs, buildSummary, runtimeLogs } from './app-logs.js';
 
 export interface LiveStateDeps {
   cluster: string;
@@ -19,6 +21,8 @@ export interface LiveStateDeps {
   /** Where Traefik's web entrypoint listens, for the URL agents are given. */
   webPort: number;
   planOptions?: PlanOptions;
+  /** Build records on this host, for build phase, progress and logs. */
+  builds?: BuildRecords;
 }
 
 export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
@@ -42,6 +46,11 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
       ];
       if (failure) parts.push(`last error (${failure.phase}): ${failure.message}`);
       if (last?.phase === 'ValidationFailed') parts.push(`newest commit not applied: ${last.message}`);
+      const build = deps.builds ? buildSummary(deps.builds, id.project, id.name) : undefined;
+      if (build?.phase === 'Building') {
+        phase = 'Building';
+        parts.push(`building source ${build.commit.slice(0, 12)}: step ${build.progress}`);
+      }
       return {
         known: true,
         phase,
@@ -49,7 +58,16 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
         ...(newest?.commit ? { appliedCommit: newest.commit } : {}),
         ...(url ? { url } : {}),
         ...(last?.at ? { updatedAt: last.at } : {}),
+        ...(build ? { progress: build.progress, build: { ...build } } : {}),
       };
+    },
+
+    async logs(id, req) {
+      if (req.kind === 'build') {
+        if (!deps.builds) return { kind: 'build', source: 'this server has no build role', lines: [], truncated: false };
+        return buildLogs(deps.builds, id.project, id.name, req.lines);
+      }
+      return runtimeLogs(deps.docker, deps.cluster, id.project, id.name, req);
     },
 
     async plan(desired: { commit: string | null }): Promise<LivePlan> {
