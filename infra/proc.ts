@@ -23,6 +23,7 @@ export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv
     child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; feed(d); });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; feed(d); });
     child.on('error', reject);
+    child.stdin.on('error', () => undefined); // a child that exits without reading its input
     child.on('close', (code) => resolve({ code: code ?? 1, stdout, stderr }));
     child.stdin.end(opts.input ?? '');
   });

@@ -74,6 +74,7 @@ export class SourceRepos {
   async fetch(project: string, app: string, url: string, ref: string): Promise<string> {
     const dir = await this.ensure(project, app);
     const isCommit = /^[0-9a-f]{40}$/.test(ref);
+    await git.addRemote({ fs, gitdir: dir, remote: 'origin', url, force: true });
     const res = await git.fetch({ fs, http, gitdir: dir, url, ...(isCommit ? {} : { ref }), singleBranch: !isCommit, tags: !isCommit, remote: 'origin' });
     let commit = isCommit ? ref : res.fetchHead;
     if (!commit) throw new Error(`${url} has no ref ${ref}`);
