@@ -1,0 +1,136 @@
+// `npm run bench:build`: a small Node.js app sent as files over MCP, time to the first
+// HTTP 200 through Traefik with its content, cold (no build cache: the toolchain image
+// removed) and warm (one line changed), beside a plain `docker build` + `docker run`
+// of the same Dockerfile in the same run. ml.ink's figure covers the whole path: MCP
+// call, commit, reconcile, source export, gVisor check step, image build, registry push,
+// a runsc container, health check and a Traefik route; plain Docker's is build, run
+// (runc, a published port) and the first 200 on that port.
+process.env.MLINK_LOG_LEVEL ??= 'warn';
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { must, run } from '../infra/proc.js';
+import { TOOLCHAINS, detect, toolchainTag } from '../reconciler/build/detect.js';
+import { cfg, viaTraefik } from '../test/support/infra.js';
+import { call, connectAgent, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
+
+const WARM_RUNS = 3;
+const cluster = `bench${Date.now().toString(36)}`;
+const classic = { ...process.env, DOCKER_BUILDKIT: '0' };
+
+const app = (line: string): Record<string, string> => ({
+  'package.json': JSON.stringify({ name: 'bench', version: '1.0.0', main: 'server.js' }),
+  'server.js': `const http = require('http');\nconst line = '${line}';\nhttp.createServer((req, res) => res.end(line + '\\n')).listen(Number(process.env.PORT || 8080));\n`,
+});
+
+function get(port: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', timeout: 1000, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function until200(probe: () => Promise<{ status: number; body: string }>, text: string, timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await probe().catch(() => ({ status: 0, body: '' }));
+    if (r.status === 200 && r.body.includes(text)) return;
+    if (Date.now() > deadline) throw new Error(`no 200 with ${JSON.stringify(text)} after ${timeoutMs} ms`);
+    await new Promise((res) => setTimeout(res, 20));
+  }
+}
+
+const secs = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function removeToolchain(): Promise<void> {
+  await run('docker', ['rmi', '-f', toolchainTag(TOOLCHAINS.node)]);
+}
+
+/** Plain Docker: build the toolchain and app Dockerfiles, run, first 200 on a published port. */
+async function plain(ctx: string, dockerfile: string, files: Record<string, string>, text: string, nocache: boolean): Promise<number> {
+  for (const [f, c] of Object.entries(files)) writeFileSync(join(ctx, f), c);
+  writeFileSync(join(ctx, 'Dockerfile'), dockerfile);
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const name = `mlink-bench-plain-${port}`;
+  const t0 = Date.now();
+  if (nocache) {
+    const tc = mkdtempSync(join(tmpdir(), 'mlink-bench-tc-'));
+    writeFileSync(join(tc, 'Dockerfile'), TOOLCHAINS.node.dockerfile);
+    for (const [f, c] of Object.entries(TOOLCHAINS.node.files)) writeFileSync(join(tc, f), c);
+    await must('docker', ['build', '-q', '--no-cache', '-t', toolchainTag(TOOLCHAINS.node), tc], { env: classic });
+    rmSync(tc, { recursive: true, force: true });
+  }
+  await must('docker', ['build', '-q', ...(nocache ? ['--no-cache'] : []), '-t', 'mlink-bench/plain:latest', ctx], { env: classic });
+  await must('docker', ['run', '-d', '--rm', '--name', name, '-e', 'PORT=8080', '-p', `127.0.0.1:${port}:8080`, 'mlink-bench/plain:latest']);
+  await until200(() => get(port), text);
+  const ms = Date.now() - t0;
+  await run('docker', ['rm', '-f', name]);
+  return ms;
+}
+
+async function main(): Promise<void> {
+  const ctx = mkdtempSync(join(tmpdir(), 'mlink-bench-ctx-'));
+  const up = await startUp({ cluster, drift: 30, args: ['--git-port', '0'] });
+  const agent = await connectAgent(up);
+  const host = `bench.default.localhost`;
+  const viaEdge = (): Promise<{ status: number; body: string }> => viaTraefik(host, '/', 1000);
+  try {
+    // The Dockerfile ml.ink generates for this app (detection is deterministic), so plain Docker builds the very same one.
+    for (const [f, c] of Object.entries(app('line 0'))) writeFileSync(join(ctx, f), c);
+    const dockerfile = detect(ctx).generated!;
+    process.stderr.write('plain docker, cold (toolchain and app with --no-cache)...\n');
+    await removeToolchain();
+    const plainCold = await plain(ctx, dockerfile, app('plain 0'), 'plain 0', true);
+    process.stderr.write('ml.ink, cold (toolchain image removed)...\n');
+    await removeToolchain();
+    let t0 = Date.now();
+    await call(agent, 'create_app', { name: 'bench', source: { files: app('line 0') }, port: 8080 });
+    await until200(viaEdge, 'line 0');
+    const mlinkCold = Date.now() - t0;
+    const { live } = await call<{ live: { build?: { dockerfile?: string } } }>(agent, 'get_app', { name: 'bench' });
+    if (live.build?.dockerfile !== dockerfile) throw new Error('ml.ink built another Dockerfile than the one plain docker builds');
+
+    const mlinkWarm: number[] = [];
+    const plainWarm: number[] = [];
+    for (let i = 1; i <= WARM_RUNS; i++) {
+      process.stderr.write(`warm run ${i}/${WARM_RUNS}...\n`);
+      t0 = Date.now();
+      await call(agent, 'update_app', { name: 'bench', source: { files: app(`line ${i}`) } });
+      await until200(viaEdge, `line ${i}\n`);
+      mlinkWarm.push(Date.now() - t0);
+      plainWarm.push(await plain(ctx, dockerfile, app(`plain ${i}`), `plain ${i}`, false));
+    }
+    const mw = median(mlinkWarm);
+    const pw = median(plainWarm);
+    const rows = [
+      ['', 'ml.ink: MCP files -> 200 via Traefik', 'docker build + docker run -> 200'],
+      ['cold (no cache)', secs(mlinkCold), secs(plainCold)],
+      [`warm, 1 line changed (median of ${WARM_RUNS})`, secs(mw), secs(pw)],
+      ['warm runs', mlinkWarm.map(secs).join(', '), plainWarm.map(secs).join(', ')],
+    ];
+    const w = [0, 1, 2].map((c) => Math.max(...rows.map((r) => r[c]!.length)));
+    process.stdout.write(`\nbench:build  (Node.js app, ${Object.keys(app('x')).length} files; Traefik ${cfg.traefik.host}:${cfg.traefik.webPort}; ml.ink runs runsc, plain docker runc)\n`);
+    for (const r of rows) process.stdout.write(`  ${r.map((c, i) => c.padEnd(w[i]!)).join('   ')}\n`);
+    process.stdout.write(`  warm ratio ml.ink / plain: ${(mw / pw).toFixed(2)}x (goal: at most 1.5x)\n`);
+  } finally {
+    await agent.close().catch(() => undefined);
+    await stopUp(up);
+    const left = await run('docker', ['ps', '-aq', '--filter', `label=ink.ml.cluster=${cluster}`]);
+    for (const id of left.stdout.split('\n').filter(Boolean)) await run('docker', ['rm', '-f', id]);
+    await run('sh', ['-c', `rm -f ${cfg.traefik.routesDir}/mlink-${cluster}--*`]);
+    await run('sh', ['-c', `docker network ls -q --filter label=ink.ml.cluster=${cluster} | xargs -r docker network rm`]);
+    await run('sh', ['-c', `docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '/mlink/default/bench:|^mlink-bench/' | xargs -r docker rmi -f`]);
+    removeHome(up);
+    rmSync(ctx, { recursive: true, force: true });
+  }
+}
+
+await main();
