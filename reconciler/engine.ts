@@ -95,12 +95,13 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     await trigger('start');
     const liveState = createLiveState({
       cluster, store, docker, routesDir: opts.routesDir, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
+      sync: () => trigger('sync'),
       ...(opts.build ? { builds: new BuildRecords(opts.build.buildsDir) } : {}),
     });
     log.info('reconciler running', { repo: opts.repoDir, temporal: opts.temporal.address, driftSeconds: opts.driftSeconds, worker: opts.worker !== false });
     return {
       cluster,
-      liveState: { ...liveState, sync: () => trigger('sync') } as LiveStateProvider,
+      liveState,
       trigger,
       async stop() {
         for (const s of stops) await s().catch((e: unknown) => log.warn('stopping', { error: e }));

@@ -86,6 +86,6 @@ export function registerAppTools(server: McpServer, domain: Domain): void {
   server.registerTool('list_apps', {
     description: 'Apps on main, optionally in one project.',
     inputSchema: z.strictObject({ project }),
-    outputSchema: { apps: z.array(z.object({ name: z.string(), project: z.string(), source: z.string(), port: z.number(), revision: z.string(), path: z.string() })), invalid: z.array(z.string()), commit: z.string().nullable() },
-  }, (args) => handle('list_apps', () => domain.listApps(args), (r) => r.apps.map((a) => `${a.project}/${a.name}  ${a.source}  port ${a.port}`).join('\n') || 'no apps'));
+    outputSchema: { apps: z.array(z.object({ name: z.string(), project: z.string(), source: z.string(), port: z.number(), revision: z.string(), path: z.string(), live: liveOutput })), invalid: z.array(z.string()), commit: z.string().nullable() },
+  }, (args) => handle('list_apps', () => domain.listApps(args), (r) => r.apps.map((a) => `${a.project}/${a.name}  ${a.source}  port ${a.port}  ${a.live.known ? String(a.live.phase) : 'live state unknown'}`).join('\n') || 'no apps'));
 }

@@ -26,6 +26,12 @@ export function registerHistoryTools(server: McpServer, domain: Domain): void {
     outputSchema: writeOutput,
   }, (args) => handle('revert', () => domain.revert(args), writeText));
 
+  server.registerTool('sync', {
+    description: 'Ask the reconciler to apply the newest commit on main now, instead of waiting for the next drift check. Returns at once; get_app shows the result.',
+    inputSchema: z.strictObject({}),
+    outputSchema: { requested: z.boolean(), message: z.string() },
+  }, () => handle('sync', () => domain.sync(), (r) => r.message));
+
   server.registerTool('plan', {
     description: 'The desired state on main (every app and database with its revision) and what the reconciler would change. Live state is unknown until the reconciler runs.',
     inputSchema: z.strictObject({ project }),

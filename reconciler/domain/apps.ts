@@ -148,14 +148,16 @@ export async function getApp(ctx: Ctx, live: LiveStateProvider, input: { name: s
   return { app: found.manifest, revision: found.revision, path: found.path, commit: view.commit, live: await live.status({ kind: 'App', project, name: input.name }) };
 }
 
-export interface AppSummary { name: string; project: string; source: string; port: number; revision: string; path: string }
+export interface AppSummary { name: string; project: string; source: string; port: number; revision: string; path: string; live: LiveStatus }
 
-export async function listApps(ctx: Ctx, input: { project?: string }): Promise<{ apps: AppSummary[]; invalid: string[]; commit: string | null }> {
+export async function listApps(ctx: Ctx, live: LiveStateProvider, input: { project?: string }): Promise<{ apps: AppSummary[]; invalid: string[]; commit: string | null }> {
   if (input.project) requireProjects(ctx.agent, [input.project]);
   const view = await ctx.store.view(MAIN);
   const { items, invalid: bad } = await listManifests<App>(view, 'App', input.project);
   const apps = items
     .filter((i) => input.project || ctx.agent.projects.includes('*') || ctx.agent.projects.includes(i.manifest.metadata.project))
     .map((i) => ({ name: i.manifest.metadata.name, project: i.manifest.metadata.project, source: describeSource(i.manifest.spec.source), port: i.manifest.spec.port, revision: i.revision, path: i.path }));
-  return { apps, invalid: bad, commit: view.commit };
+  const ids = apps.map((a) => ({ kind: 'App' as const, project: a.project, name: a.name }));
+  const states = live.statusMany ? await live.statusMany(ids) : await Promise.all(ids.map((id) => live.status(id)));
+  return { apps: apps.map((a, i) => ({ ...a, live: states[i]! })), invalid: bad, commit: view.commit };
 }

@@ -7,7 +7,7 @@ import * as apps from './apps.js';
 import type { CreateAppInput, UpdateAppInput } from './app-input.js';
 import * as dbs from './databases.js';
 import * as hist from './history.js';
-import { unknownLiveState, type LiveStateProvider } from './live-state.js';
+import { RECONCILER_NOT_RUNNING, unknownLiveState, type LiveStateProvider } from './live-state.js';
 import { listProposals } from './proposals.js';
 import type { Ctx, WriteResult } from './write.js';
 import { appLogs, type AppLogsInput } from './app-logs.js';
@@ -40,6 +40,7 @@ export interface Domain {
   revert(input: { commit: string; proposal?: string }): Promise<WriteResult>;
   plan(input: { project?: string }): ReturnType<typeof hist.plan>;
   listProposals(): ReturnType<typeof listProposals>;
+  sync(): Promise<{ requested: boolean; message: string }>;
 }
 
 export interface DomainOptions { store: StateStore; agent: AgentPolicy; liveState?: LiveStateProvider; sources?: SourceRepos }
@@ -54,7 +55,7 @@ export function createDomain(opts: DomainOptions): Domain {
     updateApp: (i) => apps.updateApp(ctx, i),
     deleteApp: (i) => apps.deleteApp(ctx, i),
     getApp: (i) => apps.getApp(ctx, live, i),
-    listApps: (i) => apps.listApps(ctx, i),
+    listApps: (i) => apps.listApps(ctx, live, i),
     appLogs: (i) => appLogs(ctx, live, i),
     createDatabase: (i) => dbs.createDatabase(ctx, i),
     deleteDatabase: (i) => dbs.deleteDatabase(ctx, i),
@@ -64,5 +65,10 @@ export function createDomain(opts: DomainOptions): Domain {
     revert: (i) => hist.revert(ctx, i),
     plan: (i) => hist.plan(ctx, live, i),
     listProposals: () => listProposals(ctx),
+    sync: async () => {
+      if (!live.sync) return { requested: false, message: RECONCILER_NOT_RUNNING };
+      await live.sync();
+      return { requested: true, message: 'reconcile requested: the newest commit on main is applied within moments; get_app shows the result' };
+    },
   };
 }

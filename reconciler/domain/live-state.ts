@@ -17,6 +17,10 @@ export type LivePlan = { known: false; reason: string } | { known: true; actions
 
 export interface LiveStateProvider {
   status(id: ResourceId): Promise<LiveStatus>;
+  /** Many at once (one look at the hosts); without it, status() is called for each. */
+  statusMany?(ids: ResourceId[]): Promise<LiveStatus[]>;
+  /** Asks the reconciler for a pass now; absent when no reconciler runs here. */
+  sync?(): Promise<void>;
   plan(desired: { commit: string | null; resources: DesiredResource[] }): Promise<LivePlan>;
   /** Build or runtime output of an app; absent when the reconciler is not running here. */
   logs?(id: ResourceId, req: LogsRequest): Promise<AppLogs>;

@@ -70,7 +70,9 @@ describe('mlink up, end to end', () => {
     const dmesg = await must('docker', ['exec', c!.Id, 'dmesg']);
     expect(dmesg).toMatch(/Starting gVisor/);
     const status = await call<{ live: { known: boolean; phase?: string; url?: string } }>(agent, 'get_app', { name: 'web' });
-    expect(status.live).toMatchObject({ known: true, phase: 'Running', url: `http://web.default.localhost:${cfg.traefik.webPort}/` });
+    expect(status.live).toMatchObject({ known: true, phase: 'Running', url: `http://web.default.localhost:${cfg.traefik.webPort}/`, appliedCommit: createCommit });
+    const listed = await call<{ apps: Array<{ name: string; live: { phase?: string } }> }>(agent, 'list_apps', {});
+    expect(listed.apps).toEqual([expect.objectContaining({ name: 'web', live: expect.objectContaining({ phase: 'Running' }) })]);
   }, 60_000);
 
   it('updates an env value with no failed request while a client polls', async () => {
@@ -104,6 +106,9 @@ describe('mlink up, end to end', () => {
     await bystander.start();
     const [victim] = await appContainers('web', false);
     await docker.getContainer(victim!.Id).remove({ force: true });
+    // the agent sees it gone at once; the drift check (every 2 s here) brings it back
+    const gone = await call<{ live: { phase?: string } }>(agent, 'get_app', { name: 'web' });
+    expect(gone.live.phase).not.toBe('Running');
     const healed = await eventually('web is back', async () => {
       const list = await appContainers('web', false);
       return list.length === 1 && list[0]!.Id !== victim!.Id && (await page('web'))?.startsWith('v2') ? list[0] : undefined;

@@ -28,7 +28,7 @@ afterAll(async () => { await client.close(); t.cleanup(); });
 describe('MCP over stdio (mlink mcp)', () => {
   it('lists every tool with input and output schemas', async () => {
     const { tools } = await client.listTools();
-    expect(tools.map((x) => x.name).sort()).toEqual(['create_app', 'create_database', 'delete_app', 'delete_database', 'get_app', 'get_database', 'history', 'list_apps', 'list_databases', 'list_proposals', 'plan', 'revert', 'update_app', 'whoami']);
+    expect(tools.map((x) => x.name).sort()).toEqual(['app_logs', 'create_app', 'create_database', 'delete_app', 'delete_database', 'get_app', 'get_database', 'history', 'list_apps', 'list_databases', 'list_proposals', 'plan', 'revert', 'sync', 'update_app', 'whoami']);
     const create = tools.find((x) => x.name === 'create_app')!;
     expect(create.inputSchema.required).toEqual(expect.arrayContaining(['name', 'source', 'port']));
     expect((create.inputSchema as { additionalProperties?: boolean }).additionalProperties).toBe(false);
@@ -36,13 +36,13 @@ describe('MCP over stdio (mlink mcp)', () => {
   });
 
   it('commits as the agent; git log shows the author and trailers; git revert by a human works', async () => {
-    const created = structured<{ commit: string; request_id: string }>(await call(client, 'create_app', { name: 'api', project: 'shop', source: { git: { url: 'https://git.example/shop/api.git', ref: 'v1.2.0' } }, port: 3000, replicas: 2 }));
+    const created = structured<{ commit: string; request_id: string }>(await call(client, 'create_app', { name: 'api', project: 'shop', source: { image: 'registry.local/shop/api:1.2.0' }, port: 3000, replicas: 2 }));
     const updated = structured<{ commit: string }>(await call(client, 'update_app', { name: 'api', project: 'shop', replicas: 3 }));
     expect(git(t.repo, 'fsck', '--strict', '--no-dangling')).toBe('');
     const log = git(t.repo, 'log', '-2', '--format=%an|%ae|%s|%(trailers:key=Mlink-Tool,valueonly,separator=)|%(trailers:key=Mlink-Agent,valueonly,separator=)', 'main').trim().split('\n');
     expect(log).toEqual([
       'claude|claude@agents.mlink|update app shop/api: replicas 3|update_app|claude',
-      'claude|claude@agents.mlink|create app shop/api: git https://git.example/shop/api.git@v1.2.0, port 3000|create_app|claude',
+      'claude|claude@agents.mlink|create app shop/api: image registry.local/shop/api:1.2.0, port 3000|create_app|claude',
     ]);
     expect(git(t.repo, 'log', '-1', '--format=%(trailers:key=Mlink-Request-Id,valueonly)', created.commit).trim()).toBe(created.request_id);
 
