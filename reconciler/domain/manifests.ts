@@ -51,17 +51,36 @@ export function checkManifest(file: string, m: Manifest): string {
 
 export interface StoredManifest<M extends Manifest = Manifest> { manifest: M; revision: string; path: string }
 
+/**
+ * Validated manifests by path and blob id. A blob never changes, so a manifest parsed
+ * and validated once need not be again: a reconcile pass over 200 unchanged apps reads
+ * trees, not YAML. Callers get a copy they may change.
+ */
+const validated = new Map<string, Manifest>();
+const CACHE_LIMIT = 20_000;
+
+async function manifestAt<M extends Manifest>(view: TreeView, path: string, revision: string): Promise<M> {
+  const key = `${path}\0${revision}`;
+  let m = validated.get(key);
+  if (!m) {
+    const text = (await view.readText(path)) ?? '';
+    try {
+      m = validateManifest(path, parse(text));
+    } catch (err) {
+      throw new DomainError('conflict', `${err instanceof Error ? err.message : String(err)} (the file in git is invalid; fix or revert the commit that wrote it)`);
+    }
+    if (validated.size >= CACHE_LIMIT) validated.clear();
+    validated.set(key, m);
+  }
+  return structuredClone(m) as M;
+}
+
 /** Reads and validates one manifest; null when absent. A file that fails validation is reported, never returned. */
 export async function readManifest<M extends Manifest>(view: TreeView, kind: M['kind'], project: string, name: string): Promise<StoredManifest<M> | null> {
   const path = manifestPath(kind, project, name);
   const revision = await view.blobOid(path);
   if (!revision) return null;
-  const text = (await view.readText(path)) ?? '';
-  try {
-    return { manifest: validateManifest(path, parse(text)) as M, revision, path };
-  } catch (err) {
-    throw new DomainError('conflict', `${err instanceof Error ? err.message : String(err)} (the file in git is invalid; fix or revert the commit that wrote it)`);
-  }
+  return { manifest: await manifestAt<M>(view, path, revision), revision, path };
 }
 
 /** Every manifest of a kind, optionally in one project, sorted by project then name. Invalid files are reported in `invalid`. */
@@ -73,10 +92,10 @@ export async function listManifests<M extends Manifest>(view: TreeView, kind: M[
   for (const p of projects) {
     for (const e of await view.list(`${dir}/${p}`)) {
       if (e.type !== 'blob' || !e.path.endsWith('.yaml')) continue;
-      const name = e.path.slice(0, -'.yaml'.length);
+      const path = `${dir}/${p}/${e.path}`;
       try {
-        const m = await readManifest<M>(view, kind, p, name);
-        if (m) items.push(m);
+        manifestPath(kind, p, e.path.slice(0, -'.yaml'.length)); // the file's name must be a valid identity too
+        items.push({ manifest: await manifestAt<M>(view, path, e.oid), revision: e.oid, path });
       } catch (err) {
         bad.push(err instanceof Error ? err.message : String(err));
       }
