@@ -75,6 +75,18 @@ async function allowRunc(repo: string, project: string): Promise<void> {
   }
 }
 
+/** Time between the events of the newest finished reconcile run, from its Temporal history. */
+async function lastPassBreakdown(cluster: string): Promise<string> {
+  const t = [cfg.temporal.binary, '--address', temporalAddress(cfg)];
+  const list = await run(t[0]!, ['workflow', 'list', ...t.slice(1), '--query', `WorkflowId='mlink-reconcile-${cluster}' AND ExecutionStatus='ContinuedAsNew'`, '--limit', '1', '-o', 'json']);
+  const runId = (JSON.parse(list.stdout || '[]') as Array<{ execution: { runId: string } }>)[0]?.execution.runId;
+  if (!runId) return 'no finished run found';
+  const shown = await run(t[0]!, ['workflow', 'show', ...t.slice(1), '-w', `mlink-reconcile-${cluster}`, '-r', runId, '-o', 'json']);
+  const events = (JSON.parse(shown.stdout) as { events: Array<{ eventTime: string; eventType: string; markerRecordedEventAttributes?: unknown; activityTaskScheduledEventAttributes?: { activityType: { name: string } } }> }).events;
+  const t0 = Date.parse(events[0]!.eventTime);
+  return events.map((e) => `+${Date.parse(e.eventTime) - t0}ms ${e.eventType.replace('EVENT_TYPE_', '').toLowerCase()}${e.activityTaskScheduledEventAttributes ? `(${e.activityTaskScheduledEventAttributes.activityType.name})` : ''}`).join(', ');
+}
+
 async function main(): Promise<void> {
   await runSetup({ cfg, skipDebian: true, out: () => undefined });
   const image = await ensureWebImage();
@@ -89,8 +101,9 @@ async function main(): Promise<void> {
   try {
     for (let i = 0; i < N; i++) {
       const t0 = performance.now();
-      await call(agent, 'create_app', { name: `app${i}`, source: { image }, port: 8080, env: { GREETING: `app${i}` } });
-      await until200(cfg.traefik.webPort, `app${i}.default.localhost`);
+      // the cluster name as the project keeps these host names apart from any other cluster's
+      await call(agent, 'create_app', { name: `app${i}`, project: cluster, source: { image }, port: 8080, env: { GREETING: `app${i}` } });
+      await until200(cfg.traefik.webPort, `app${i}.${cluster}.localhost`);
       mlink.push(performance.now() - t0);
     }
     const line = (label: string, xs: number[]): string => `${label.padEnd(44)} p50 ${ms(pct(xs, 50))}   p90 ${ms(pct(xs, 90))}   min ${ms(Math.min(...xs))}`;
@@ -107,9 +120,11 @@ async function main(): Promise<void> {
     const client = await ReconcilerClient.connect({ address: temporalAddress(cfg), namespace: cfg.temporal.namespace, cluster });
     const label = { label: [`${LABEL.cluster}=${cluster}`] };
     process.stdout.write(`waiting for ${IDLE} apps to run...\n`);
+    const deadline = Date.now() + 15 * 60_000;
     for (;;) {
       const running = (await docker.listContainers({ filters: label })).length;
       const s = await client.state();
+      if (Date.now() > deadline) throw new Error(`only ${running} of ${IDLE} apps run after 15 minutes; last pass: ${JSON.stringify(s)}`);
       if (running >= IDLE && s && !s.running) {
         // one more pass to be sure everything is converged, then measure
         const before = s.passes;
@@ -133,6 +148,7 @@ async function main(): Promise<void> {
       passes.push(performance.now() - t0);
     }
     await client.close();
+    process.stdout.write(`where the last no-op pass spent its time: ${await lastPassBreakdown(cluster)}\n`);
     process.stdout.write(`no-op reconcile with ${IDLE} apps running      p50 ${ms(pct(passes, 50))}   max ${ms(Math.max(...passes))}   (goal: <= 1000 ms)\n`);
   } finally {
     await agent.close().catch(() => undefined);

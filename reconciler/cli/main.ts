@@ -11,6 +11,7 @@ const commands: Record<string, Command> = {
   mcp: { summary: 'serve MCP on stdio for one agent (--repo DIR --agent NAME)', load: () => import('./mcp.js') },
   serve: { summary: 'serve MCP over Streamable HTTP at /mcp with bearer tokens', load: () => import('./serve.js') },
   review: { summary: 'list, show, approve or reject agents\' proposals', load: () => import('./review.js') },
+  status: { summary: 'a table of apps: phase, URL, running commit, last error', load: () => import('./status.js') },
   logs: { summary: 'an app\'s build log or container output; -f follows', load: () => import('./logs.js') },
   token: { summary: 'add, list or revoke agent tokens for `mlink serve`', load: () => import('./token.js') },
 };

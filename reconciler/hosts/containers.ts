@@ -1,6 +1,7 @@
 // The runtime plane on a Docker host: networks and app containers. Every call checks
 // before it acts (names are deterministic), so a retried activity does no harm.
 import type Docker from 'dockerode';
+import { execFile } from 'node:child_process';
 import { LABEL, MANAGED_BY, type DesiredApp } from '../model.js';
 import { replicaMac } from './egress-rules.js';
 
@@ -127,7 +128,20 @@ export async function startReplica(docker: Docker, r: ReplicaRequest): Promise<S
       throw e;
     }
   }
-  return { id: container.id, name: r.container, ip: await addressOf(docker, container.id, r.network) };
+  const ip = await addressOf(docker, container.id, r.network);
+  await forgetNeighbour(ip);
+  return { id: container.id, name: r.container, ip };
+}
+
+/**
+ * Drops the host's ARP entry for a reused address. Each replica has its own MAC (the
+ * egress rules match on it), so when a new container takes the IP of one removed a
+ * moment ago, the host (and Traefik on it) would keep sending to the old MAC until the
+ * entry went stale: 20-30 s of health checks and requests answered by nobody.
+ */
+async function forgetNeighbour(ip: string): Promise<void> {
+  if (!ip) return;
+  await new Promise<void>((resolve) => execFile('ip', ['neigh', 'flush', 'to', ip], () => resolve()));
 }
 
 export async function removeContainer(docker: Docker, idOrName: string): Promise<void> {

@@ -2,15 +2,16 @@
 // HTTP, apps served through Traefik under gVisor, a zero-downtime update, a human's
 // `git revert` with git's own CLI, drift healed, and a worker killed mid-deploy.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { removeClusterEgress } from '../../reconciler/hosts/egress.js';
 import { LABEL } from '../../reconciler/model.js';
 import { must, run } from '../../infra/proc.js';
 import { cfg, docker, eventually, removeTestContainers, runId, testLabel, viaTraefik } from '../support/infra.js';
 import { ensureWebImage } from '../support/images.js';
-import { call, connectAgent, removeHome, startUp, stopUp, type Up } from '../support/mlink-up.js';
+import { call, connectAgent, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
 
 const cluster = `e2e${runId}`.slice(0, 30);
 let up: Up;
@@ -49,6 +50,7 @@ afterAll(async () => {
     for (const f of routeFiles()) rmSync(join(cfg.traefik.routesDir, f), { force: true });
     const nets = await docker.listNetworks({ filters: { label: [`${LABEL.cluster}=${cluster}`] } });
     await Promise.all(nets.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
+    await removeClusterEgress(cluster);
     removeHome(up);
   }
   await removeTestContainers();
@@ -73,6 +75,8 @@ describe('mlink up, end to end', () => {
     expect(status.live).toMatchObject({ known: true, phase: 'Running', url: `http://web.default.localhost:${cfg.traefik.webPort}/`, appliedCommit: createCommit });
     const listed = await call<{ apps: Array<{ name: string; live: { phase?: string } }> }>(agent, 'list_apps', {});
     expect(listed.apps).toEqual([expect.objectContaining({ name: 'web', live: expect.objectContaining({ phase: 'Running' }) })]);
+    const table = await must('node', ['bin/mlink.js', 'status'], { env: upEnv(up.home) });
+    expect(table).toMatch(new RegExp(`^default/web\\s+Running\\s+http://web\\.default\\.localhost:${cfg.traefik.webPort}/\\s+${createCommit.slice(0, 12)}\\s+1/1 container`, 'm'));
   }, 60_000);
 
   it('updates an env value with no failed request while a client polls', async () => {
@@ -117,6 +121,35 @@ describe('mlink up, end to end', () => {
     expect((await bystander.inspect()).State.Running).toBe(true);
   }, 60_000);
 
+  it('never applies a commit that fails validation: the last good state keeps serving, status names file and field', async () => {
+    const work = mkdtempSync(join(tmpdir(), 'mlink-human-'));
+    try {
+      await humanGit(['clone', '-q', up.repo, work], tmpdir());
+      const file = join(work, 'apps', 'default', 'web.yaml');
+      writeFileSync(file, readFileSync(file, 'utf8').replace(/^ {2}port: 8080$/m, '  port: eighty'));
+      await humanGit(['commit', '-qam', 'Use a named port'], work);
+      await humanGit(['push', '-q', 'origin', 'main'], work);
+      const bad = (await humanGit(['rev-parse', 'HEAD'], work)).trim();
+      const note = await eventually('the bad commit has a note', async () => {
+        const r = await run('git', ['--git-dir', up.repo, 'notes', '--ref=mlink', 'show', bad]);
+        return r.code === 0 ? r.stdout : undefined;
+      }, 20_000);
+      expect(note).toMatch(/^ml\.ink ValidationFailed /);
+      expect(note).toContain('apps/default/web.yaml');
+      expect(note).toContain('spec.port');
+      expect((await page('web'))?.startsWith('v2')).toBe(true);
+      expect((await appContainers('web')).length).toBe(1);
+      await humanGit(['revert', '--no-edit', bad], work);
+      await humanGit(['push', '-q', 'origin', 'main'], work);
+      await eventually('the revert is applied', async () => {
+        const r = await run('git', ['--git-dir', up.repo, 'notes', '--ref=mlink', 'show', 'main']);
+        return /^ml\.ink Applied /.test(r.stdout) ? true : undefined;
+      }, 20_000);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('takes the app away when a human reverts its commits with git', async () => {
     const work = mkdtempSync(join(tmpdir(), 'mlink-human-'));
     try {
@@ -155,7 +188,9 @@ describe('mlink up, end to end', () => {
     const log = await must('git', ['--git-dir', up.repo, 'log', '--notes=mlink', '--format=%H%x09%s%n%N%x00', 'main']);
     const entries = log.split('\0').map((e) => e.trim()).filter(Boolean);
     expect(entries.length).toBeGreaterThanOrEqual(6);
-    for (const e of entries) expect(e, e.split('\n')[0]).toMatch(/\nml\.ink (Applied|Degraded) [0-9a-f]{12} at /);
+    // every commit has a note; the one a human broke says so, and was never applied
+    for (const e of entries) expect(e, e.split('\n')[0]).toMatch(/\nml\.ink (Applied|Degraded|ValidationFailed) [0-9a-f]{12} at /);
+    expect(entries.filter((e) => /\nml\.ink ValidationFailed /.test(e)).map((e) => e.split('\n')[0]!.split('\t')[1])).toEqual(['Use a named port']);
     expect(log).toMatch(/change: create\n\s+result: ok/);
     expect(log).toMatch(/change: remove\n\s+result: ok/);
   }, 60_000);

@@ -1,0 +1,57 @@
+// `mlink status`: a table of every app on main with what runs now: phase, containers,
+// URL, applied commit and the last error. Reads git and the hosts; needs no Temporal.
+import Docker from 'dockerode';
+import { parseArgs } from 'node:util';
+import { infraConfig } from '../../infra/config.js';
+import type { App } from '../../schemas/index.js';
+import { listManifests } from '../domain/manifests.js';
+import { readClusterConfig } from '../source/desired.js';
+import { createLiveState } from '../status/live-state.js';
+import { latestStatus } from '../status/record.js';
+import { MAIN, StateStore } from '../state/store.js';
+import { dataDir } from '../util/paths.js';
+
+const HELP = `usage: mlink status [--repo DIR] [--json]
+
+One line per app on main: phase, containers, URL, the commit running, the last error.
+`;
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { repo: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) { process.stdout.write(HELP); return 0; }
+  try {
+    const store = StateStore.open(values.repo ?? dataDir().stateRepo);
+    const view = await store.view(MAIN);
+    const cluster = (await readClusterConfig(view)).metadata.name;
+    const cfg = infraConfig();
+    const live = createLiveState({ cluster, store, docker: new Docker(), routesDir: cfg.traefik.routesDir, webPort: cfg.traefik.webPort });
+    const { items, invalid } = await listManifests<App>(view, 'App');
+    const ids = items.map((i) => ({ kind: 'App' as const, project: i.manifest.metadata.project, name: i.manifest.metadata.name }));
+    const states = await live.statusMany!(ids);
+    const last = await latestStatus(store);
+    if (values.json) {
+      process.stdout.write(JSON.stringify({ cluster, commit: view.commit, last, apps: ids.map((id, i) => ({ ...id, live: states[i] })), invalid }, null, 2) + '\n');
+      return 0;
+    }
+    const rows = [['APP', 'PHASE', 'URL', 'RUNNING COMMIT', 'DETAIL']];
+    ids.forEach((id, i) => {
+      const s = states[i]!;
+      rows.push(s.known
+        ? [`${id.project}/${id.name}`, s.phase, s.url ?? '-', s.appliedCommit?.slice(0, 12) ?? '-', s.message ?? '']
+        : [`${id.project}/${id.name}`, 'Unknown', '-', '-', s.reason]);
+    });
+    process.stdout.write(`cluster ${cluster}, main at ${view.commit?.slice(0, 12) ?? '(empty)'}\n`);
+    process.stdout.write(last ? `last reconcile: ${last.phase} ${last.commit.slice(0, 12)} at ${last.at} (${last.trigger}): ${last.message}\n\n` : 'no reconcile recorded yet (is `mlink up` running?)\n\n');
+    process.stdout.write(ids.length ? table(rows) : 'no apps on main\n');
+    for (const bad of invalid) process.stdout.write(`invalid: ${bad}\n`);
+    return 0;
+  } catch (e) {
+    process.stderr.write(`mlink status: ${(e as Error).message}\n`);
+    return 1;
+  }
+}
