@@ -1,7 +1,6 @@
 // edge: one Traefik file-provider file per app. Rendering and reading are pure; the
 // file's header comments carry the labels, so observe can tell ml.ink's files (and
 // which cluster, app and spec they belong to) from anyone else's.
-import { parse } from 'yaml';
 import type { LiveRoute } from '../model.js';
 
 export interface RouteSpec {
@@ -51,15 +50,12 @@ export function readRoute(file: string, text: string, cluster: string): LiveRout
   const name = header(text, 'ink.ml.name');
   const specHash = header(text, 'ink.ml.spec-hash') ?? '';
   if (!project || !name) return undefined;
-  let hosts: string[] = [];
-  let servers: string[] = [];
-  try {
-    const doc = parse(text) as { http?: { routers?: Record<string, { rule?: string }>; services?: Record<string, { loadBalancer?: { servers?: Array<{ url: string }> } }> } };
-    const router = Object.values(doc.http?.routers ?? {})[0];
-    hosts = [...(router?.rule ?? '').matchAll(/Host\(`([^`]+)`\)/g)].map((m) => m[1]!);
-    servers = (Object.values(doc.http?.services ?? {})[0]?.loadBalancer?.servers ?? []).map((s) => s.url);
-  } catch {
-    // an unreadable file of ours is out of date: diff sees no servers and rewrites it
-  }
+  // The file is ours (renderRoute), so its lines are read directly rather than through a
+  // YAML parser: a pass reads one file per app. An edited or broken file reads as having
+  // other hosts or servers than wanted, and diff rewrites it.
+  const quoted = (q: string): string => { try { return JSON.parse(q) as string; } catch { return ''; } };
+  const rule = /^ {6}rule: (".*")$/m.exec(text)?.[1];
+  const hosts = rule ? [...quoted(rule).matchAll(/Host\(`([^`]+)`\)/g)].map((m) => m[1]!) : [];
+  const servers = [...text.matchAll(/^ {10}- url: (".*")$/gm)].map((m) => quoted(m[1]!));
   return { file, project, app: name, specHash, hosts, servers };
 }

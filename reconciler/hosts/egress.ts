@@ -4,6 +4,7 @@
 // Idempotent: running it twice gives the same rules; running it after a flush or a
 // reboot puts them back. Only chains that start with ml.ink's prefix are ever touched.
 import type Docker from 'dockerode';
+import { createHash } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { readFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
@@ -111,12 +112,41 @@ async function ensureHook(chain: string, rule: string[]): Promise<boolean> {
   return true;
 }
 
+/** Rules per chain in `iptables -S` output (or in an iptables-restore text). */
+function ruleCounts(text: string, owned: string[]): Map<string, number> {
+  const counts = new Map<string, number>(owned.map((c) => [c, 0]));
+  for (const m of text.matchAll(/^-A (\S+) /gm)) if (counts.has(m[1]!)) counts.set(m[1]!, counts.get(m[1]!)! + 1);
+  return counts;
+}
+
+/**
+ * True when the host already has exactly these rules: the marker with their hash, the
+ * same number of rules in every chain, the hooks, and no chain of ours left over. One
+ * `iptables -S` instead of a restore on every pass; a flush or a deleted rule fails it.
+ */
+function upToDate(saved: string, restore: string, marker: string, wanted: string[], cluster: string): boolean {
+  if (!saved.includes(marker)) return false;
+  const want = ruleCounts(restore, wanted);
+  const have = ruleCounts(saved, wanted);
+  if ([...want].some(([c, n]) => have.get(c) !== n)) return false;
+  if (!hooks(cluster).every((h) => saved.includes(`-A ${h.chain} ${h.rule.join(' ')}`))) return false;
+  const prefix = chainPrefix(cluster);
+  return [...saved.matchAll(/^-N (\S+)$/gm)].every((m) => !m[1]!.startsWith(prefix) || wanted.includes(m[1]!));
+}
+
 /** Replaces the cluster's chains atomically, hooks them in, drops chains of projects that are gone. Returns what changed. */
-export async function applyEgress(resolved: ResolvedEgress): Promise<{ chains: string[]; hooked: string[]; dropped: string[] }> {
-  const { restore, chains: wanted } = renderEgress(resolved);
-  if ((await iptables(['-n', '-L', 'DOCKER-USER'])).code !== 0) {
+export async function applyEgress(resolved: ResolvedEgress): Promise<{ chains: string[]; hooked: string[]; dropped: string[]; unchanged: boolean }> {
+  const rendered = renderEgress(resolved);
+  const wanted = rendered.chains;
+  const marker = `mlink-rules:${createHash('sha256').update(rendered.restore).digest('hex').slice(0, 16)}`;
+  const forward = chains(resolved.cluster).forward;
+  // a rule without a target at the end of the forward chain: it only carries the hash
+  const restore = rendered.restore.replace(/\nCOMMIT\n$/, `\n-A ${forward} -m comment --comment ${marker}\nCOMMIT\n`);
+  const saved = await iptables(['-S']);
+  if (saved.code !== 0 || !/^-N DOCKER-USER$/m.test(saved.out)) {
     throw new Error('the DOCKER-USER chain is missing: dockerd runs without iptables or is not up yet; start dockerd (mlink setup) and the next pass applies the rules');
   }
+  if (upToDate(saved.out, restore, marker, wanted, resolved.cluster)) return { chains: wanted, hooked: [], dropped: [], unchanged: true };
   await mustIptables(['--noflush'], restore);
   const hooked: string[] = [];
   for (const h of hooks(resolved.cluster)) if (await ensureHook(h.chain, h.rule)) hooked.push(h.chain);
@@ -125,7 +155,7 @@ export async function applyEgress(resolved: ResolvedEgress): Promise<{ chains: s
     await iptables(['-F', c]);
     await iptables(['-X', c]);
   }
-  return { chains: wanted, hooked, dropped };
+  return { chains: wanted, hooked, dropped, unchanged: false };
 }
 
 /** Removes one project's chain and every rule that points at its bridge. */

@@ -10,7 +10,8 @@ import * as containers from '../hosts/containers.js';
 import * as egress from '../hosts/egress.js';
 import { routerOfFile, type LiveState } from '../model.js';
 import { observe } from '../observe/live.js';
-import type { Action } from '../plan/plan.js';
+import { diff } from '../diff/diff.js';
+import { plan, type Action, type Plan } from '../plan/plan.js';
 import { loadDesired, type LoadedState } from '../source/desired.js';
 import { decryptSecret, secretPath } from '../state/secrets.js';
 import { MAIN, type StateStore } from '../state/store.js';
@@ -20,10 +21,10 @@ import { createBuildActivities } from '../build/activity.js';
 import type { Builder } from '../build/builder.js';
 import { ensurePulled } from '../build/docker-steps.js';
 
-export type Snapshot =
+export type PassPlan =
   | { commit: null }
   | { commit: string; invalid: string }
-  | { commit: string; loaded: LoadedState; live: LiveState };
+  | { commit: string; plan: Plan; skipped: LoadedState['skipped'] };
 
 export interface ActivityDeps {
   cluster: string;
@@ -66,11 +67,12 @@ export function createActivities(deps: ActivityDeps) {
     ...createBuildActivities(deps.builder),
 
     /**
-     * The newest commit on main, its desired state (or why it cannot be applied) and
-     * the live state, in one call: the workflow runs it as a local activity, so the
-     * start of every pass costs no round trips to the Temporal server.
+     * One pass's plan: the newest commit on main, its desired state (or why it cannot be
+     * applied), the live state, paired and planned. The workflow runs it as a local
+     * activity, so a pass starts with no round trip to the Temporal server and only the
+     * plan (small when nothing changed), not the whole state, enters its history.
      */
-    async snapshot(): Promise<Snapshot> {
+    async planPass(input: { drainMs: number }): Promise<PassPlan> {
       const commit = await deps.store.resolve(MAIN);
       if (!commit) return { commit: null };
       const [loaded, live] = await Promise.all([
@@ -80,7 +82,8 @@ export function createActivities(deps: ActivityDeps) {
         }),
         observe(docker, edge.routesDir, cluster),
       ]);
-      return 'invalid' in loaded ? { commit, invalid: loaded.invalid } : { commit, loaded, live };
+      if ('invalid' in loaded) return { commit, invalid: loaded.invalid };
+      return { commit, plan: plan(diff(loaded.desired, live), { cluster, commit }, { drainMs: input.drainMs }), skipped: loaded.skipped };
     },
 
     async ensureNetwork(a: Of<'ensureNetwork'>): Promise<void> {

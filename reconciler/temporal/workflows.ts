@@ -1,5 +1,6 @@
-// The reconcile loop as Temporal workflows. Deterministic: only @temporalio/workflow,
-// the pure diff and plan, and activity types. All I/O is in activities.ts.
+// The reconcile loop as Temporal workflows. Deterministic: only @temporalio/workflow and
+// types. A pass asks one local activity for its plan (load desired -> observe live ->
+// diff -> plan, all in activities.ts), walks it, and records the status.
 //
 // One reconcileWorkflow per cluster (fixed id). Every trigger (a new commit, the drift
 // timer, the MCP `sync` tool) is a signal; a burst of signals coalesces into one more
@@ -8,11 +9,9 @@ import {
   ParentClosePolicy, condition, continueAsNew, defineQuery, defineSignal, executeChild, proxyActivities,
   proxyLocalActivities, setHandler, sleep, workflowInfo,
 } from '@temporalio/workflow';
-import { diff } from '../diff/diff.js';
 import type { Action, ResourcePlan } from '../plan/plan.js';
-import { plan } from '../plan/plan.js';
 import type { ResourceStatus, StatusRecord } from '../status/record.js';
-import type { Activities, Snapshot } from './activities.js';
+import type { Activities, PassPlan } from './activities.js';
 
 export interface Trigger { reason: string }
 export interface ReconcileInput { cluster: string; drainMs?: number; pending?: Trigger; lastRecorded?: string; state?: ReconcileState }
@@ -86,9 +85,9 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
   state.running = true;
   state.passes++;
   let lastRecorded = input.lastRecorded;
-  const snap = await local.snapshot();
+  const snap = await local.planPass({ drainMs: input.drainMs ?? 1000 });
   if (snap.commit) {
-    const record = await pass(input, snap, trigger);
+    const record = await pass(snap, trigger);
     state.lastCommit = snap.commit;
     state.lastPhase = record.phase;
     state.lastError = record.phase === 'Applied' ? undefined : record.message;
@@ -104,15 +103,14 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
   await continueAsNew<typeof reconcileWorkflow>({ ...input, pending, lastRecorded, state });
 }
 
-async function pass(input: ReconcileInput, snap: Exclude<Snapshot, { commit: null }>, trigger: Trigger): Promise<StatusRecord> {
+async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger): Promise<StatusRecord> {
   const commit = snap.commit;
   const at = new Date().toISOString();
   const base = { commit, at, trigger: trigger.reason };
   if ('invalid' in snap) {
     return { ...base, phase: 'ValidationFailed', message: `not applied; the last good state keeps running: ${snap.invalid}`, resources: [], unchanged: 0 };
   }
-  const { loaded, live } = snap;
-  const p = plan(diff(loaded.desired, live), { cluster: input.cluster, commit }, { drainMs: input.drainMs ?? 1000 });
+  const p = snap.plan;
   for (const a of p.prepare) await run(a, commit, []);
   const info = workflowInfo();
   const resources: ResourceStatus[] = await Promise.all(p.resources.map(async (r): Promise<ResourceStatus> => {
@@ -136,7 +134,7 @@ async function pass(input: ReconcileInput, snap: Exclude<Snapshot, { commit: nul
       resources.push({ kind: 'App', project: '-', name: a.type, change: 'remove', result: 'failed', phase: 'PruneFailed', message: failureMessage(err).message });
     }
   }
-  for (const s of loaded.skipped) resources.push({ kind: 'App', project: s.project, name: s.name, change: 'skip', result: 'pending', phase: s.phase, message: s.reason });
+  for (const s of snap.skipped) resources.push({ kind: 'App', project: s.project, name: s.name, change: 'skip', result: 'pending', phase: s.phase, message: s.reason });
   const failed = resources.filter((r) => r.result === 'failed');
   return {
     ...base,
