@@ -16,7 +16,7 @@ import { runSetup } from '../infra/setup/index.js';
 import { ReconcilerClient } from '../reconciler/temporal/client.js';
 import { LABEL } from '../reconciler/model.js';
 import { ensureWebImage } from '../test/support/images.js';
-import { call, connectAgent, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
+import { call, connectAgent, removeCluster, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
 
 const { values } = parseArgs({ options: { apps: { type: 'string', default: '10' }, 'idle-apps': { type: 'string', default: '200' } } });
 const N = Number(values.apps);
@@ -153,10 +153,7 @@ async function main(): Promise<void> {
   } finally {
     await agent.close().catch(() => undefined);
     await stopUp(up);
-    const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-    await run('sh', ['-c', `rm -f ${cfg.traefik.routesDir}/mlink-${cluster}--*`]);
-    for (const n of await docker.listNetworks({ filters: { label: [`${LABEL.cluster}=${cluster}`] } })) await docker.getNetwork(n.Id).remove().catch(() => undefined);
+    await removeCluster(cluster);
     removeHome(up);
   }
 }

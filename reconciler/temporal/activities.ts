@@ -8,7 +8,7 @@ import { renderRoute } from '../edge/route.js';
 import { removeRouteFile, writeRouteFile, type Edge } from '../edge/traefik.js';
 import * as containers from '../hosts/containers.js';
 import * as egress from '../hosts/egress.js';
-import { routerOfFile, type LiveState } from '../model.js';
+import { routerOfFile } from '../model.js';
 import { observe } from '../observe/live.js';
 import { diff } from '../diff/diff.js';
 import { plan, type Action, type Plan } from '../plan/plan.js';

@@ -10,10 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must, run } from '../../infra/proc.js';
-import { LABEL } from '../../reconciler/model.js';
 import { ensureWebImage } from '../support/images.js';
-import { cfg, docker, eventually, removeTestContainers, runId, viaTraefik } from '../support/infra.js';
-import { call, connectAgent, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
+import { docker, eventually, removeTestContainers, runId, viaTraefik } from '../support/infra.js';
+import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
 
 const cluster = `bld${runId}`.slice(0, 30);
 let up: Up;
@@ -62,11 +61,7 @@ afterAll(async () => {
   await agent?.close().catch(() => undefined);
   if (!up) return;
   await stopUp(up);
-  const leftovers = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`] } });
-  await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-  for (const f of readdirSync(cfg.traefik.routesDir).filter((f) => f.startsWith(`mlink-${cluster}--`))) rmSync(join(cfg.traefik.routesDir, f), { force: true });
-  const nets = await docker.listNetworks({ filters: { label: [`${LABEL.cluster}=${cluster}`] } });
-  await Promise.all(nets.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
+  await removeCluster(cluster);
   // Images this run built (toolchains stay: they are the shared cache).
   const builds = join(up.home, 'builds', 'default');
   for (const app of existsSync(builds) ? readdirSync(builds) : []) {

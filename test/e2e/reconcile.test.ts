@@ -6,12 +6,11 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { removeClusterEgress } from '../../reconciler/hosts/egress.js';
 import { LABEL } from '../../reconciler/model.js';
 import { must, run } from '../../infra/proc.js';
 import { cfg, docker, eventually, removeTestContainers, runId, testLabel, viaTraefik } from '../support/infra.js';
 import { ensureWebImage } from '../support/images.js';
-import { call, connectAgent, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
+import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
 
 const cluster = `e2e${runId}`.slice(0, 30);
 let up: Up;
@@ -45,12 +44,7 @@ afterAll(async () => {
   await agent?.close().catch(() => undefined);
   if (up) {
     await stopUp(up);
-    const leftovers = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`] } });
-    await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-    for (const f of routeFiles()) rmSync(join(cfg.traefik.routesDir, f), { force: true });
-    const nets = await docker.listNetworks({ filters: { label: [`${LABEL.cluster}=${cluster}`] } });
-    await Promise.all(nets.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
-    await removeClusterEgress(cluster);
+    await removeCluster(cluster);
     removeHome(up);
   }
   await removeTestContainers();

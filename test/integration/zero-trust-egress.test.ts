@@ -17,7 +17,7 @@ import { ownedChains, removeClusterEgress } from '../../reconciler/hosts/egress.
 import { LABEL } from '../../reconciler/model.js';
 import { ensureWebImage } from '../support/images.js';
 import { cfg, docker, eventually, removeTestContainers, removeTestNetworks, runId, testLabel } from '../support/infra.js';
-import { call, connectAgent, removeHome, startUp, stopUp, type Up } from '../support/mlink-up.js';
+import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, type Up } from '../support/mlink-up.js';
 import { fakeHost, probe, relay, sh, type FakeHost } from '../support/zero-trust.js';
 
 const cluster = `zt${runId}`.slice(0, 20);
@@ -122,14 +122,9 @@ afterAll(async () => {
   if (up) await stopUp(up);
   for (const r of relays) await r.close();
   for (const h of hosts) await h.remove();
-  const leftovers = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`] } });
-  await Promise.all(leftovers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  await removeCluster(cluster);
   await removeTestContainers();
-  const nets = await docker.listNetworks({ filters: { label: [`${LABEL.cluster}=${cluster}`] } });
-  await Promise.all(nets.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
   await removeTestNetworks();
-  await removeClusterEgress(cluster);
-  await sh('sh', ['-c', `rm -f ${cfg.traefik.routesDir}/mlink-${cluster}--*`]);
   if (home) rmSync(home, { recursive: true, force: true });
   else if (up) removeHome(up);
 }, 90_000);

@@ -4,9 +4,12 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import Docker from 'dockerode';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { removeClusterEgress } from '../../reconciler/hosts/egress.js';
+import { LABEL } from '../../reconciler/model.js';
 import { cfg } from './infra.js';
 
 export interface Up {
@@ -49,6 +52,18 @@ export async function stopUp(up: Up, signal: NodeJS.Signals = 'SIGINT'): Promise
   const exited = new Promise<number | null>((r) => up.child.once('exit', (code) => r(code)));
   up.child.kill(signal);
   return exited;
+}
+
+/** Removes everything a test cluster left on the host: containers, route files, networks, egress rules. */
+export async function removeCluster(cluster: string): Promise<void> {
+  const docker = new Docker();
+  const filters = { label: [`${LABEL.cluster}=${cluster}`] };
+  const containers = await docker.listContainers({ all: true, filters });
+  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  for (const f of readdirSync(cfg.traefik.routesDir).filter((f) => f.startsWith(`mlink-${cluster}--`))) rmSync(join(cfg.traefik.routesDir, f), { force: true });
+  const networks = await docker.listNetworks({ filters });
+  await Promise.all(networks.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
+  await removeClusterEgress(cluster);
 }
 
 export function removeHome(up: Up): void {
