@@ -4,12 +4,15 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { Client, Connection } from '@temporalio/client';
 import Docker from 'dockerode';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { removeClusterEgress } from '../../reconciler/hosts/egress.js';
 import { LABEL } from '../../reconciler/model.js';
+import { reconcileWorkflowId } from '../../reconciler/temporal/client.js';
+import { temporalAddress } from '../../infra/config.js';
 import { cfg } from './infra.js';
 
 export interface Up {
@@ -64,6 +67,15 @@ export async function removeCluster(cluster: string): Promise<void> {
   const networks = await docker.listNetworks({ filters });
   await Promise.all(networks.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
   await removeClusterEgress(cluster);
+  // and its reconcile workflow, which would otherwise wait for signals forever
+  const connection = await Connection.connect({ address: temporalAddress(cfg) });
+  try {
+    await new Client({ connection }).workflow.getHandle(reconcileWorkflowId(cluster)).terminate('test cluster removed');
+  } catch {
+    // never started, or already ended
+  } finally {
+    await connection.close();
+  }
 }
 
 export function removeHome(up: Up): void {
