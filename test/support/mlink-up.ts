@@ -4,7 +4,7 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Client, Connection } from '@temporalio/client';
+import { Client as TemporalClient, Connection } from '@temporalio/client';
 import Docker from 'dockerode';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -70,7 +70,7 @@ export async function removeCluster(cluster: string): Promise<void> {
   // and its reconcile workflow, which would otherwise wait for signals forever
   const connection = await Connection.connect({ address: temporalAddress(cfg) });
   try {
-    await new Client({ connection }).workflow.getHandle(reconcileWorkflowId(cluster)).terminate('test cluster removed');
+    await new TemporalClient({ connection }).workflow.getHandle(reconcileWorkflowId(cluster)).terminate('test cluster removed');
   } catch {
     // never started, or already ended
   } finally {
