@@ -3,7 +3,7 @@
 // same run; then the time of a no-op reconcile pass with 200 apps running.
 //
 //   npm run bench:deploy [-- --apps 10 --idle-apps 200]
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -119,21 +119,21 @@ async function main(): Promise<void> {
     }
     const client = await ReconcilerClient.connect({ address: temporalAddress(cfg), namespace: cfg.temporal.namespace, cluster });
     const label = { label: [`${LABEL.cluster}=${cluster}`] };
-    process.stdout.write(`waiting for ${IDLE} apps to run...\n`);
+    process.stdout.write(`waiting for ${IDLE} apps to run and be routed...\n`);
     const deadline = Date.now() + 15 * 60_000;
     for (;;) {
       const running = (await docker.listContainers({ filters: label })).length;
-      const s = await client.state();
-      if (Date.now() > deadline) throw new Error(`only ${running} of ${IDLE} apps run after 15 minutes; last pass: ${JSON.stringify(s)}`);
-      if (running >= IDLE && s && !s.running) {
-        // one more pass to be sure everything is converged, then measure
-        const before = s.passes;
-        await client.trigger('bench-warm');
-        while (((await client.state())?.passes ?? 0) <= before || (await client.state())?.running) await new Promise((r) => setTimeout(r, 20));
-        break;
-      }
+      const routed = readdirSync(cfg.traefik.routesDir).filter((f) => f.startsWith(`mlink-${cluster}--`)).length;
+      if (running >= IDLE && routed >= IDLE) break;
+      if (Date.now() > deadline) throw new Error(`only ${running} of ${IDLE} apps run (${routed} routed) after 15 minutes`);
       await client.trigger('bench-wait');
       await new Promise((r) => setTimeout(r, 2000));
+    }
+    // two passes to settle anything still under way, then measure
+    for (let i = 0; i < 2; i++) {
+      const before = await client.runId();
+      await client.trigger('bench-warm');
+      while ((await client.runId()) === before) await new Promise((r) => setTimeout(r, 10));
     }
     // A pass ends its workflow run (continue-as-new): time from the trigger to a new run,
     // asking the server (a query would wait for the worker and measure itself).
