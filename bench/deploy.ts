@@ -75,16 +75,14 @@ async function allowRunc(repo: string, project: string): Promise<void> {
   }
 }
 
-/** Time between the events of the newest finished reconcile run, from its Temporal history. */
+/** The events of the newest pass, from the reconcile workflow's own history (since its last signal). */
 async function lastPassBreakdown(cluster: string): Promise<string> {
-  const t = [cfg.temporal.binary, '--address', temporalAddress(cfg)];
-  const list = await run(t[0]!, ['workflow', 'list', ...t.slice(1), '--query', `WorkflowId='mlink-reconcile-${cluster}' AND ExecutionStatus='ContinuedAsNew'`, '--limit', '1', '-o', 'json']);
-  const runId = (JSON.parse(list.stdout || '[]') as Array<{ execution: { runId: string } }>)[0]?.execution.runId;
-  if (!runId) return 'no finished run found';
-  const shown = await run(t[0]!, ['workflow', 'show', ...t.slice(1), '-w', `mlink-reconcile-${cluster}`, '-r', runId, '-o', 'json']);
-  const events = (JSON.parse(shown.stdout) as { events: Array<{ eventTime: string; eventType: string; markerRecordedEventAttributes?: unknown; activityTaskScheduledEventAttributes?: { activityType: { name: string } } }> }).events;
-  const t0 = Date.parse(events[0]!.eventTime);
-  return events.map((e) => `+${Date.parse(e.eventTime) - t0}ms ${e.eventType.replace('EVENT_TYPE_', '').toLowerCase()}${e.activityTaskScheduledEventAttributes ? `(${e.activityTaskScheduledEventAttributes.activityType.name})` : ''}`).join(', ');
+  const shown = await run(cfg.temporal.binary, ['workflow', 'show', '--address', temporalAddress(cfg), '-w', `mlink-reconcile-${cluster}`, '-o', 'json']);
+  const events = (JSON.parse(shown.stdout) as { events: Array<{ eventTime: string; eventType: string; activityTaskScheduledEventAttributes?: { activityType: { name: string } } }> }).events;
+  const last = events.map((e) => e.eventType).lastIndexOf('EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED');
+  const tail = events.slice(Math.max(0, last));
+  const t0 = Date.parse(tail[0]!.eventTime);
+  return tail.map((e) => `+${Date.parse(e.eventTime) - t0}ms ${e.eventType.replace('EVENT_TYPE_', '').toLowerCase()}${e.activityTaskScheduledEventAttributes ? `(${e.activityTaskScheduledEventAttributes.activityType.name})` : ''}`).join(', ');
 }
 
 async function main(): Promise<void> {
@@ -129,21 +127,22 @@ async function main(): Promise<void> {
       await client.trigger('bench-wait');
       await new Promise((r) => setTimeout(r, 2000));
     }
-    // two passes to settle anything still under way, then measure
-    for (let i = 0; i < 2; i++) {
-      const before = await client.runId();
-      await client.trigger('bench-warm');
-      while ((await client.runId()) === before) await new Promise((r) => setTimeout(r, 10));
-    }
-    // A pass ends its workflow run (continue-as-new): time from the trigger to a new run,
-    // asking the server (a query would wait for the worker and measure itself).
+    // A pass counts itself in the workflow's state (a query, answered by the worker).
+    const onePass = async (reason: string): Promise<number> => {
+      const before = (await client.state())?.passes ?? 0;
+      const t0 = performance.now();
+      await client.trigger(reason);
+      for (;;) {
+        const s = await client.state();
+        if (s && s.passes > before && !s.running) return performance.now() - t0;
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    };
+    await onePass('bench-warm'); // settle anything still under way
+    await onePass('bench-warm');
     const passes: number[] = [];
     for (let i = 0; i < 10; i++) {
-      const before = await client.runId();
-      const t0 = performance.now();
-      await client.trigger('bench-noop');
-      while ((await client.runId()) === before) await new Promise((r) => setTimeout(r, 2));
-      passes.push(performance.now() - t0);
+      passes.push(await onePass('bench-noop'));
       await new Promise((r) => setTimeout(r, 200));
     }
     await client.close();

@@ -46,16 +46,6 @@ export class ReconcilerClient {
     }
   }
 
-  /** The current run of the reconcile workflow; each pass ends its run (continue-as-new). Asks the server only. */
-  async runId(): Promise<string | undefined> {
-    try {
-      return (await this.client.workflow.getHandle(reconcileWorkflowId(this.cluster)).describe()).runId;
-    } catch (e) {
-      if (e instanceof WorkflowNotFoundError) return undefined;
-      throw e;
-    }
-  }
-
   async state(): Promise<ReconcileState | undefined> {
     try {
       return await this.client.workflow.getHandle(reconcileWorkflowId(this.cluster)).query(stateQuery);

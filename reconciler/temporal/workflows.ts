@@ -41,7 +41,7 @@ async function run(action: Action, commit: string, started: string[], notes: str
     case 'removeContainer': return io.removeContainer(action);
     case 'removeRoute': return io.removeRoute(action);
     case 'removeNetwork': return io.removeNetwork(action);
-    case 'ensureEgress': return io.ensureEgress(action);
+    case 'ensureEgress': return local.ensureEgress(action);
     case 'removeEgress': return io.removeEgress(action);
   }
 }
@@ -73,37 +73,44 @@ function failureMessage(err: unknown): { phase: string; message: string } {
   return { phase, message: e.message ?? String(err) };
 }
 
+/** Passes per run before continue-as-new keeps the history small. */
+const PASSES_PER_RUN = 50;
+
 export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
   const state: ReconcileState = { passes: 0, running: false, ...input.state };
   let pending: Trigger | undefined = input.pending ?? { reason: 'start' };
+  let lastRecorded = input.lastRecorded;
   setHandler(reconcileSignal, (t) => { pending = t; });
   setHandler(stateQuery, () => state);
 
-  await condition(() => pending !== undefined);
-  const trigger = pending!;
-  pending = undefined;
-  state.running = true;
-  state.passes++;
-  let lastRecorded = input.lastRecorded;
-  const snap = await local.planPass({ drainMs: input.drainMs ?? 1000 });
-  if (snap.commit) {
-    const record = await pass(snap, trigger);
-    state.lastCommit = snap.commit;
-    state.lastPhase = record.phase;
-    state.lastError = record.phase === 'Applied' ? undefined : record.message;
-    // A note when something happened, or for a commit seen for the first time.
-    if (record.resources.length > 0 || snap.commit !== lastRecorded) {
-      await io.recordStatus(record);
-      lastRecorded = snap.commit;
+  // Many passes per run: the server delays the first task of a run that continued as new
+  // right after it started (about a second here), so one pass per run would make every
+  // back-to-back commit wait for it. A worker with new code that cannot replay this run
+  // is handled by the client (endStuckRun): git holds the state, a fresh run takes over.
+  for (let n = 0; n < PASSES_PER_RUN && !workflowInfo().continueAsNewSuggested; n++) {
+    await condition(() => pending !== undefined);
+    const trigger = pending!;
+    pending = undefined;
+    state.running = true;
+    state.passes++;
+    const snap = await local.planPass({ drainMs: input.drainMs ?? 1000 });
+    if (snap.commit) {
+      const record = await pass(snap, trigger, state.passes);
+      state.lastCommit = snap.commit;
+      state.lastPhase = record.phase;
+      state.lastError = record.phase === 'Applied' ? undefined : record.message;
+      // A note when something happened, or for a commit seen for the first time.
+      if (record.resources.length > 0 || snap.commit !== lastRecorded) {
+        await io.recordStatus(record);
+        lastRecorded = snap.commit;
+      }
     }
+    state.running = false;
   }
-  state.running = false;
-  // One pass per run: the history stays small, and a worker with new code never has to
-  // replay an old pass. Triggers that arrived meanwhile carry over as `pending`.
   await continueAsNew<typeof reconcileWorkflow>({ ...input, pending, lastRecorded, state });
 }
 
-async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger): Promise<StatusRecord> {
+async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger, seq: number): Promise<StatusRecord> {
   const commit = snap.commit;
   const at = new Date().toISOString();
   const base = { commit, at, trigger: trigger.reason };
@@ -117,7 +124,7 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger)
     const id = { kind: 'App' as const, project: r.project, name: r.name, change: r.change };
     try {
       const out = await executeChild(applyResourceWorkflow, {
-        workflowId: `${info.workflowId}/${r.project}/${r.name}/${info.runId}`,
+        workflowId: `${info.workflowId}/${r.project}/${r.name}/${info.runId}/${seq}`,
         args: [{ resource: r, commit }],
         parentClosePolicy: ParentClosePolicy.TERMINATE,
       });
