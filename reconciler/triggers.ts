@@ -11,6 +11,7 @@ export function watchMain(gitdir: string, onChange: () => void): Stoppable {
   const watcher = watch([join(gitdir, 'refs', 'heads'), join(gitdir, 'packed-refs')], {
     ignoreInitial: true,
     depth: 0,
+    atomic: false, // git moves refs by rename; chokidar's atomic-write detection would hold each event 100 ms
     ignored: (p: string) => p.endsWith('.lock'),
   });
   const fire = (path: string): void => {

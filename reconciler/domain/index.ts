@@ -48,21 +48,27 @@ export interface DomainOptions { store: StateStore; agent: AgentPolicy; liveStat
 export function createDomain(opts: DomainOptions): Domain {
   const ctx: Ctx = { store: opts.store, agent: opts.agent, ...(opts.sources ? { sources: opts.sources } : {}) };
   const live = opts.liveState ?? unknownLiveState;
+  // A write that lands on main asks the reconciler (when one runs in this process) for a
+  // pass at once; the ref watcher would see it too, only later.
+  const applied = <T extends WriteResult>(p: Promise<T>): Promise<T> => p.then((r) => {
+    if (r.commit && !r.proposal && live.sync) void live.sync().catch(() => undefined);
+    return r;
+  });
   return {
     agent: opts.agent,
     whoami: async () => ({ ...opts.agent }),
-    createApp: (i) => apps.createApp(ctx, i),
-    updateApp: (i) => apps.updateApp(ctx, i),
-    deleteApp: (i) => apps.deleteApp(ctx, i),
+    createApp: (i) => applied(apps.createApp(ctx, i)),
+    updateApp: (i) => applied(apps.updateApp(ctx, i)),
+    deleteApp: (i) => applied(apps.deleteApp(ctx, i)),
     getApp: (i) => apps.getApp(ctx, live, i),
     listApps: (i) => apps.listApps(ctx, live, i),
     appLogs: (i) => appLogs(ctx, live, i),
-    createDatabase: (i) => dbs.createDatabase(ctx, i),
-    deleteDatabase: (i) => dbs.deleteDatabase(ctx, i),
+    createDatabase: (i) => applied(dbs.createDatabase(ctx, i)),
+    deleteDatabase: (i) => applied(dbs.deleteDatabase(ctx, i)),
     getDatabase: (i) => dbs.getDatabase(ctx, live, i),
     listDatabases: (i) => dbs.listDatabases(ctx, i),
     history: (i) => hist.history(ctx, i),
-    revert: (i) => hist.revert(ctx, i),
+    revert: (i) => applied(hist.revert(ctx, i)),
     plan: (i) => hist.plan(ctx, live, i),
     listProposals: () => listProposals(ctx),
     sync: async () => {

@@ -25,7 +25,7 @@ async function until(what: string, test: () => Promise<boolean>, timeoutMs: numb
   while (!(await test())) {
     onTick();
     if (Date.now() > deadline) throw new Error(`${what} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
+    await new Promise((r) => setTimeout(r, 10));
   }
 }
 
