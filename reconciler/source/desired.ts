@@ -79,6 +79,11 @@ function healthOf(hc: App['spec']['healthCheck']): DesiredApp['health'] {
   return { path: hc?.path ?? '/', intervalMs: POLL_MS, timeoutMs: (hc?.timeoutSeconds ?? 2) * 1000, retries: Math.ceil(windowMs / POLL_MS) };
 }
 
+/** Whether an ephemeral app's time-to-live (spec.expiresAt) has passed. */
+export function expired(app: App, at: Date): boolean {
+  return !!app.spec.expiresAt && Date.parse(app.spec.expiresAt) <= at.getTime();
+}
+
 export interface LoadedState {
   desired: DesiredState;
   /** Apps that are valid but cannot run yet (for example, source builds), with the reason. */
@@ -86,7 +91,7 @@ export interface LoadedState {
 }
 
 /** The desired state at `commit`. Throws StalledError naming the file and field when anything is invalid. */
-export async function loadDesired(store: StateStore, commit: string, clusterName?: string): Promise<LoadedState> {
+export async function loadDesired(store: StateStore, commit: string, clusterName?: string, now: () => Date = () => new Date()): Promise<LoadedState> {
   const view = await store.view(commit);
   const cluster = await readClusterConfig(view);
   const { items, invalid } = await listManifests<App>(view, 'App');
@@ -95,6 +100,11 @@ export async function loadDesired(store: StateStore, commit: string, clusterName
   const skipped: LoadedState['skipped'] = [];
   for (const { manifest } of items) {
     const { project, name } = manifest.metadata;
+    if (expired(manifest, now())) {
+      // an ephemeral app past its time-to-live is not run: the pass prunes it like a deleted one
+      skipped.push({ project, name, phase: 'Expired', reason: `expired at ${manifest.spec.expiresAt}; its containers and route are removed (delete_app removes the manifest too)` });
+      continue;
+    }
     const secretOids: Record<string, string> = {};
     for (const n of manifest.spec.secretEnv ?? []) {
       const oid = await view.blobOid(secretPath(project, name, n));

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL } from '../../reconciler/model.js';
+import { temporalAddress } from '../../infra/config.js';
 import { must, run } from '../../infra/proc.js';
 import { cfg, docker, eventually, removeTestContainers, runId, testLabel, viaTraefik } from '../support/infra.js';
 import { ensureWebImage } from '../support/images.js';
@@ -16,6 +17,7 @@ const cluster = `e2e${runId}`.slice(0, 30);
 let up: Up;
 let agent: Client;
 let image: string;
+const secret = `s3cret-${runId}-value`;
 
 async function appContainers(name: string, all = true): Promise<Array<{ Id: string; Names: string[]; State: string; Labels: Record<string, string> }>> {
   return docker.listContainers({ all, filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.name}=${name}`] } });
@@ -55,7 +57,7 @@ describe('mlink up, end to end', () => {
   let updateCommit = '';
 
   it('serves an app created over MCP through Traefik, under runsc, within seconds', async () => {
-    const created = await call<{ commit: string }>(agent, 'create_app', { name: 'web', source: { image }, port: 8080, env: { GREETING: 'v1' } });
+    const created = await call<{ commit: string }>(agent, 'create_app', { name: 'web', source: { image }, port: 8080, env: { GREETING: 'v1' }, secret_env: { API_TOKEN: secret } });
     createCommit = created.commit;
     const body = await eventually('web serves v1', () => page('web'), 20_000);
     expect(body).toMatch(/^v1 from /);
@@ -65,6 +67,12 @@ describe('mlink up, end to end', () => {
     expect(info.HostConfig.CapDrop).toEqual(['ALL']);
     const dmesg = await must('docker', ['exec', c!.Id, 'dmesg']);
     expect(dmesg).toMatch(/Starting gVisor/);
+    // the secret is decrypted only on its way into the container: the app has it, and
+    // no workflow history (what the reconciler ran, with its inputs) ever saw it
+    expect(await must('docker', ['exec', c!.Id, 'env'])).toContain(`API_TOKEN=${secret}`);
+    const histories = await must('sh', ['-c', `for w in $(${cfg.temporal.binary} workflow list --address ${temporalAddress(cfg)} --query "WorkflowId STARTS_WITH 'mlink-reconcile-${cluster}'" -o json | grep -o '"workflowId": *"[^"]*"' | cut -d'"' -f4 | sort -u); do ${cfg.temporal.binary} workflow show --address ${temporalAddress(cfg)} -w "$w" -o json; done`]);
+    expect(histories).toContain('startReplica');
+    expect(histories).not.toContain(secret);
     const status = await call<{ live: { known: boolean; phase?: string; url?: string } }>(agent, 'get_app', { name: 'web' });
     expect(status.live).toMatchObject({ known: true, phase: 'Running', url: `http://web.default.localhost:${cfg.traefik.webPort}/`, appliedCommit: createCommit });
     const listed = await call<{ apps: Array<{ name: string; live: { phase?: string } }> }>(agent, 'list_apps', {});

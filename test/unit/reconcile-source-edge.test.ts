@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { App, ClusterConfig } from '../../schemas/index.js';
 import { readRoute, renderRoute } from '../../reconciler/edge/route.js';
 import { StalledError } from '../../reconciler/errors.js';
-import { compileApp } from '../../reconciler/source/desired.js';
+import { compileApp, expired } from '../../reconciler/source/desired.js';
 import { parseNote, renderNote, type StatusRecord } from '../../reconciler/status/record.js';
 import { driftSchedule } from '../../reconciler/triggers.js';
 
@@ -52,6 +52,15 @@ describe('compileApp', () => {
 
   it('stalls an app built from source with a BuildFailed reason', () => {
     expect(() => compileApp(app({ source: { git: { url: 'https://git.example.test/x.git', ref: 'main' } } }), cluster, {})).toThrow(StalledError);
+  });
+});
+
+describe('ephemeral apps', () => {
+  it('expire at expiresAt and not before', () => {
+    const a = app({ expiresAt: '2026-11-28T12:00:00Z' });
+    expect(expired(a, new Date('2026-11-28T11:59:59Z'))).toBe(false);
+    expect(expired(a, new Date('2026-11-28T12:00:00Z'))).toBe(true);
+    expect(expired(app(), new Date('2100-01-01T00:00:00Z'))).toBe(false);
   });
 });
 
