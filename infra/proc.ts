@@ -2,7 +2,6 @@
 // when its readiness probe fails; a pid file left by a dead process is cleared first.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { dirname } from 'node:path';
 
 export interface RunResult { code: number; stdout: string; stderr: string }
@@ -65,15 +64,6 @@ export function clearStalePid(pidFile: string): void {
   if (existsSync(pidFile) && (pid === undefined || !alive(pid))) rmSync(pidFile, { force: true });
 }
 
-export function portOpen(host: string, port: number, timeoutMs = 500): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
-}
 
 export async function httpOk(url: string, timeoutMs = 1000): Promise<boolean> {
   try {

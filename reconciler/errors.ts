@@ -1,31 +1,17 @@
-// Three kinds of trouble, each with a phase and a cause (Flux's named phases):
+// How the reconciler treats trouble (Flux's named phases):
 // - Stalled: the desired state is invalid; a human must change git. Never retried.
-// - Waiting: a dependency is not ready yet; retried later.
-// - Transient: host or network trouble; retried with backoff.
+// - Failed on its own terms (HealthCheckFailed, BuildFailed): the new version is not
+//   served, the old one keeps serving, and the next pass tries again.
+// - Anything else is host or network trouble: retried with backoff by Temporal.
 
 export type Phase = 'ValidationFailed' | 'BuildFailed' | 'ApplyFailed' | 'HealthCheckFailed' | 'PruneFailed';
 
-abstract class ReconcileError extends Error {
-  abstract readonly kind: 'stalled' | 'waiting' | 'transient';
+export class StalledError extends Error {
+  override name = 'StalledError';
   constructor(readonly phase: Phase, readonly resource: string, message: string, options?: { cause?: unknown }) {
     super(`${phase}: ${resource}: ${message}`, options);
   }
 }
 
-export class StalledError extends ReconcileError {
-  readonly kind = 'stalled';
-  override name = 'StalledError';
-}
-
-export class WaitingError extends ReconcileError {
-  readonly kind = 'waiting';
-  override name = 'WaitingError';
-}
-
-export class TransientError extends ReconcileError {
-  readonly kind = 'transient';
-  override name = 'TransientError';
-}
-
-/** Error type names that Temporal must not retry (ApplicationFailure types). */
-export const NON_RETRYABLE = ['StalledError'];
+/** Activity failure types Temporal must not retry within a pass. */
+export const NON_RETRYABLE = ['StalledError', 'HealthCheckFailed', 'BuildFailed'];

@@ -43,8 +43,6 @@ async function build(bin: GoBinary, ctx: StepContext): Promise<void> {
   }
 }
 
-export const goBinaryNames = binaries.map((b) => b.name);
-
 export function goBinaryStep(name: string): Step {
   const bin = binaries.find((b) => b.name === name);
   if (!bin) throw new Error(`no Go binary named ${name}`);

@@ -8,10 +8,6 @@ import { DomainError, invalid } from './errors.js';
 export const DNS_LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const DIRS: Record<Kind, string> = { App: 'apps', Database: 'databases' };
 
-export function kindDir(kind: Kind): string {
-  return DIRS[kind];
-}
-
 export function manifestPath(kind: Kind, project: string, name: string): string {
   if (!DNS_LABEL.test(project) || !DNS_LABEL.test(name)) throw invalid(`project and name must be DNS labels, got ${JSON.stringify(`${project}/${name}`)}`);
   return `${DIRS[kind]}/${project}/${name}.yaml`;

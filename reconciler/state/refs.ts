@@ -2,7 +2,7 @@
 // push, `git revert`, a git host) can share one repository: an update takes
 // `<ref>.lock` exclusively, checks the ref still points where the caller last saw it
 // (compare-and-swap), then renames the lock into place.
-import { open, readFile, rename, unlink, readdir, mkdir, writeFile } from 'node:fs/promises';
+import { open, readFile, rename, unlink, readdir, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 
 /** The ref moved since the caller read it: someone else committed first. */
@@ -156,9 +156,4 @@ async function removePacked(gitdir: string, ref: string): Promise<void> {
     await unlink(`${file}.lock`).catch(() => undefined);
     throw err;
   }
-}
-
-/** Points HEAD (a symbolic ref) at a branch. */
-export async function setHead(gitdir: string, branch: string): Promise<void> {
-  await writeFile(join(gitdir, 'HEAD'), `ref: refs/heads/${branch}\n`);
 }

@@ -9,6 +9,7 @@ import {
   ParentClosePolicy, condition, continueAsNew, defineQuery, defineSignal, executeChild, proxyActivities,
   proxyLocalActivities, setHandler, sleep, workflowInfo,
 } from '@temporalio/workflow';
+import { NON_RETRYABLE } from '../errors.js';
 import type { Action, ResourcePlan } from '../plan/plan.js';
 import type { ResourceStatus, StatusRecord } from '../status/record.js';
 import type { Activities, PassPlan } from './activities.js';
@@ -20,7 +21,7 @@ export interface ReconcileState { passes: number; running: boolean; lastCommit?:
 export const reconcileSignal = defineSignal<[Trigger]>('reconcile');
 export const stateQuery = defineQuery<ReconcileState>('state');
 
-const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 8, nonRetryableErrorTypes: ['StalledError', 'HealthCheckFailed'] };
+const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 8, nonRetryableErrorTypes: NON_RETRYABLE };
 // Heartbeats let the server notice a dead worker in seconds, not at the start-to-close
 // timeout: after a crash the activity is retried on a live worker almost at once.
 const io = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', heartbeatTimeout: '5 seconds', retry });
@@ -28,7 +29,7 @@ const io = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', heart
 const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds', retry });
 const health = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '5 seconds', retry: { ...retry, maximumAttempts: 2 } });
 // Builds heartbeat their progress; a step that fails on its input (BuildFailed) is not retried.
-const builds = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds', retry: { ...retry, maximumAttempts: 3, nonRetryableErrorTypes: [...retry.nonRetryableErrorTypes, 'BuildFailed'] } });
+const builds = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds', retry: { ...retry, maximumAttempts: 3 } });
 
 async function run(action: Action, commit: string, started: string[], notes: string[] = []): Promise<void> {
   switch (action.type) {
