@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { must, run } from '../infra/proc.js';
 import { TOOLCHAINS, detect, toolchainTag } from '../reconciler/build/detect.js';
 import { cfg, viaTraefik } from '../test/support/infra.js';
-import { call, connectAgent, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
+import { call, connectAgent, removeCluster, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
 
 const WARM_RUNS = 3;
 const cluster = `bench${Date.now().toString(36)}`;
@@ -123,10 +123,7 @@ async function main(): Promise<void> {
   } finally {
     await agent.close().catch(() => undefined);
     await stopUp(up);
-    const left = await run('docker', ['ps', '-aq', '--filter', `label=ink.ml.cluster=${cluster}`]);
-    for (const id of left.stdout.split('\n').filter(Boolean)) await run('docker', ['rm', '-f', id]);
-    await run('sh', ['-c', `rm -f ${cfg.traefik.routesDir}/mlink-${cluster}--*`]);
-    await run('sh', ['-c', `docker network ls -q --filter label=ink.ml.cluster=${cluster} | xargs -r docker network rm`]);
+    await removeCluster(cluster);
     await run('sh', ['-c', `docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '/mlink/default/bench:|^mlink-bench/' | xargs -r docker rmi -f`]);
     removeHome(up);
     rmSync(ctx, { recursive: true, force: true });
