@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { InfraConfig } from '../config.js';
-import { ensureDaemon, httpOk, run } from '../proc.js';
+import { ensureDaemon, httpOk, run, type DaemonSpec } from '../proc.js';
 import type { Step } from './step.js';
 
 export async function temporalReady(cfg: InfraConfig): Promise<boolean> {
@@ -45,16 +45,33 @@ export function traefikStaticConfig(cfg: InfraConfig): string {
   ].join('\n');
 }
 
-export function temporalStep(): Step {
+type DaemonArgs = Omit<DaemonSpec, 'name' | 'pidFile' | 'logFile'>;
+
+/**
+ * A daemon as a set-up step. There is no separate "done" check: ensureDaemon leaves a
+ * daemon that answers with the same arguments alone, and (re)starts it otherwise, so a
+ * changed config is picked up once. `start` writes what the daemon reads and returns its
+ * command line and a line for the progress output.
+ */
+function daemonStep(name: string, file: string, start: (cfg: InfraConfig) => { daemon: DaemonArgs; where: string }): Step {
   return {
-    name: 'temporal server',
+    name,
     async done() {
-      return undefined; // ensureDaemon decides: running as configured, or (re)started
+      return undefined;
     },
     async apply({ cfg }) {
-      mkdirSync(dirname(cfg.temporal.db), { recursive: true });
-      const how = await ensureDaemon({
-        name: 'temporal dev server',
+      const { daemon, where } = start(cfg);
+      const how = await ensureDaemon({ name, ...daemon, pidFile: join(cfg.dirs.run, `${file}.pid`), logFile: join(cfg.dirs.run, `${file}.log`) });
+      return `${how}: ${where}`;
+    },
+  };
+}
+
+export function temporalStep(): Step {
+  return daemonStep('temporal server', 'temporal', (cfg) => {
+    mkdirSync(dirname(cfg.temporal.db), { recursive: true });
+    return {
+      daemon: {
         cmd: cfg.temporal.binary,
         args: ['server', 'start-dev', '--headless', '--ip', cfg.temporal.host, '--port', String(cfg.temporal.port),
           '--http-port', String(cfg.temporal.port + 1), '--metrics-port', String(cfg.temporal.port + 2),
@@ -62,72 +79,57 @@ export function temporalStep(): Step {
           // WAL halves each write's latency; a crash can lose at most the last moments of
           // history, which the reconciler rebuilds from git on its next pass.
           '--sqlite-pragma', 'journal_mode=wal', '--sqlite-pragma', 'synchronous=normal'],
-        pidFile: join(cfg.dirs.run, 'temporal.pid'),
-        logFile: join(cfg.dirs.run, 'temporal.log'),
         ready: () => temporalReady(cfg),
         timeoutMs: 60_000,
-      });
-      return `${how} on ${cfg.temporal.host}:${cfg.temporal.port}, state in ${cfg.temporal.db}`;
-    },
-  };
+      },
+      where: `${cfg.temporal.host}:${cfg.temporal.port}, state in ${cfg.temporal.db}`,
+    };
+  });
 }
 
 export function traefikStep(): Step {
-  return {
-    name: 'traefik',
-    async done() {
-      return undefined; // ensureDaemon decides: running as configured, or (re)started
-    },
-    async apply({ cfg }) {
-      mkdirSync(cfg.traefik.routesDir, { recursive: true });
-      mkdirSync(dirname(cfg.traefik.staticConfig), { recursive: true });
-      const config = traefikStaticConfig(cfg);
-      writeFileSync(cfg.traefik.staticConfig, config);
-      const how = await ensureDaemon({
-        name: 'traefik',
+  return daemonStep('traefik', 'traefik', (cfg) => {
+    mkdirSync(cfg.traefik.routesDir, { recursive: true });
+    mkdirSync(dirname(cfg.traefik.staticConfig), { recursive: true });
+    const config = traefikStaticConfig(cfg);
+    writeFileSync(cfg.traefik.staticConfig, config);
+    return {
+      daemon: {
         cmd: cfg.traefik.binary,
-        // the config's hash in the arguments: a changed config restarts Traefik once
-        args: [`--configFile=${cfg.traefik.staticConfig}`, `--global.checkNewVersion=false`, `--global.sendAnonymousUsage=false`],
-        fingerprint: createHash('sha256').update(config).digest('hex'),
-        pidFile: join(cfg.dirs.run, 'traefik.pid'),
-        logFile: join(cfg.dirs.run, 'traefik.log'),
+        args: [`--configFile=${cfg.traefik.staticConfig}`, '--global.checkNewVersion=false', '--global.sendAnonymousUsage=false'],
+        fingerprint: createHash('sha256').update(config).digest('hex'), // a changed config restarts Traefik once
         ready: () => traefikReady(cfg),
-      });
-      return `${how}: web on ${cfg.traefik.host}:${cfg.traefik.webPort}, routes from ${cfg.traefik.routesDir}`;
-    },
-  };
+      },
+      where: `web on ${cfg.traefik.host}:${cfg.traefik.webPort}, routes from ${cfg.traefik.routesDir}`,
+    };
+  });
 }
 
 export function registryStep(): Step {
-  return {
-    name: 'image registry',
-    async done({ cfg }) {
-      return (await registryReady(cfg)) ? `serving on ${cfg.registry.host}:${cfg.registry.port}` : undefined;
-    },
-    async apply({ cfg }) {
-      mkdirSync(cfg.registry.storage, { recursive: true });
-      writeFileSync(cfg.registry.config, [
-        'version: 0.1',
-        'log:',
-        '  level: warn',
-        'storage:',
-        '  filesystem:',
-        `    rootdirectory: "${cfg.registry.storage}"`,
-        '  delete:',
-        '    enabled: true',
-        'http:',
-        `  addr: "${cfg.registry.host}:${cfg.registry.port}"`,
-        '',
-      ].join('\n'));
-      await ensureDaemon({
-        name: 'registry',
+  return daemonStep('image registry', 'registry', (cfg) => {
+    mkdirSync(cfg.registry.storage, { recursive: true });
+    const config = [
+      'version: 0.1',
+      'log:',
+      '  level: warn',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: "${cfg.registry.storage}"`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: "${cfg.registry.host}:${cfg.registry.port}"`,
+      '',
+    ].join('\n');
+    writeFileSync(cfg.registry.config, config);
+    return {
+      daemon: {
         cmd: 'docker-registry',
         args: ['serve', cfg.registry.config],
-        pidFile: join(cfg.dirs.run, 'registry.pid'),
-        logFile: join(cfg.dirs.run, 'registry.log'),
+        fingerprint: createHash('sha256').update(config).digest('hex'),
         ready: () => registryReady(cfg),
-      });
-      return `serving on ${cfg.registry.host}:${cfg.registry.port}`;
-    },
-  };
+      },
+      where: `${cfg.registry.host}:${cfg.registry.port}`,
+    };
+  });
 }

@@ -6,9 +6,9 @@ import type { Change, TreeView } from '../state/tree.js';
 import { MAIN } from '../state/store.js';
 import { changedFields, describeSource, newAppSpec, updatedAppSpec, type CreateAppInput, type UpdateAppInput } from './app-input.js';
 import { clusterConfig } from './cluster.js';
-import { DomainError, conflict, invalid, notFound } from './errors.js';
+import { DomainError, invalid, notFound } from './errors.js';
 import type { LiveStateProvider, LiveStatus } from './live-state.js';
-import { checkManifest, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
+import { checkManifest, checkRevision, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
 import { requireProjects, requireWrite, write, type Ctx, type WriteResult } from './write.js';
 import { resolveSource, type ResolvedSource } from './app-source.js';
 import { SourceRepos } from '../build/source-repo.js';
@@ -79,12 +79,6 @@ export async function createApp(ctx: Ctx, input: CreateAppInput, now = new Date(
   }), resolved);
 }
 
-function checkRevision(path: string, expected: string | undefined, actual: string): void {
-  if (expected !== undefined && expected !== actual) {
-    throw conflict(`${path} changed since revision ${expected} (it is now ${actual}); call get_app for the current manifest, re-apply your change and pass the new revision as expected_revision`);
-  }
-}
-
 export async function updateApp(ctx: Ctx, input: UpdateAppInput, now = new Date()): Promise<WriteResult> {
   const project = input.project ?? 'default';
   const file = fileLabel('App', project, input.name);
@@ -96,7 +90,7 @@ export async function updateApp(ctx: Ctx, input: UpdateAppInput, now = new Date(
     requireProjects(ctx.agent, [project]);
     const found = await readManifest<App>(await ctx.store.view(MAIN), 'App', project, input.name);
     if (!found) throw notFound(`app ${project}/${input.name} does not exist; create it with create_app`);
-    checkRevision(path, input.expected_revision, found.revision);
+    checkRevision(path, input.expected_revision, found.revision, 'get_app');
     resolved = await resolveSource(withSources(ctx), file, project, input.name, input.source, { tool: 'update_app', proposal: input.proposal });
   }
   const change = resolved ? { ...input, source: resolved.source } : input;
@@ -110,7 +104,7 @@ export async function updateApp(ctx: Ctx, input: UpdateAppInput, now = new Date(
     prepare: async (view) => {
       const current = await readManifest<App>(view, 'App', project, input.name);
       if (!current) throw notFound(`app ${project}/${input.name} does not exist; create it with create_app`);
-      checkRevision(path, input.expected_revision, current.revision);
+      checkRevision(path, input.expected_revision, current.revision, 'get_app');
       const next = appManifest(input.name, project, updatedAppSpec(current.manifest.spec, change, now));
       const text = checkManifest(file, next);
       return [{ path, content: text }, ...(await secretChanges(view, project, input.name, input.secret_env))];
@@ -130,7 +124,7 @@ export async function deleteApp(ctx: Ctx, input: { name: string; project?: strin
     prepare: async (view) => {
       const revision = await view.blobOid(path);
       if (!revision) throw notFound(`app ${project}/${input.name} does not exist (${path}); list_apps shows the apps there are`);
-      checkRevision(path, input.expected_revision, revision);
+      checkRevision(path, input.expected_revision, revision, 'get_app');
       const secrets = await view.list(secretDir(project, input.name));
       return [{ path, content: null }, ...secrets.map((e) => ({ path: `${secretDir(project, input.name)}/${e.path}`, content: null }))];
     },

@@ -3,7 +3,7 @@ import { API_VERSION, type Database, type DatabaseSpec } from '../../schemas/ind
 import { MAIN } from '../state/store.js';
 import { DomainError, notFound } from './errors.js';
 import type { LiveStateProvider, LiveStatus } from './live-state.js';
-import { checkManifest, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
+import { checkManifest, checkRevision, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
 import { requireProjects, write, type Ctx, type WriteResult } from './write.js';
 
 export interface CreateDatabaseInput {
@@ -59,9 +59,7 @@ export async function deleteDatabase(ctx: Ctx, input: { name: string; project?: 
     prepare: async (view) => {
       const revision = await view.blobOid(path);
       if (!revision) throw notFound(`database ${project}/${input.name} does not exist (${path}); list_databases shows the databases there are`);
-      if (input.expected_revision !== undefined && input.expected_revision !== revision) {
-        throw new DomainError('conflict', `${path} changed since revision ${input.expected_revision} (it is now ${revision}); call get_database and retry with the new revision`);
-      }
+      checkRevision(path, input.expected_revision, revision, 'get_database');
       return [{ path, content: null }];
     },
   });

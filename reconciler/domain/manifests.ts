@@ -13,6 +13,13 @@ export function manifestPath(kind: Kind, project: string, name: string): string 
   return `${DIRS[kind]}/${project}/${name}.yaml`;
 }
 
+/** A stale expected_revision is a conflict, never an overwrite; the message says how to retry. */
+export function checkRevision(path: string, expected: string | undefined, actual: string, getTool: string): void {
+  if (expected !== undefined && expected !== actual) {
+    throw new DomainError('conflict', `${path} changed since revision ${expected} (it is now ${actual}); call ${getTool} for the current manifest, re-apply your change and pass the new revision as expected_revision`);
+  }
+}
+
 /** A label for error messages: the file path when the identity is valid, else a description. */
 export function fileLabel(kind: Kind, project: string, name: string): string {
   return DNS_LABEL.test(project) && DNS_LABEL.test(name) ? manifestPath(kind, project, name) : `the ${kind} manifest`;
