@@ -59,7 +59,8 @@ export function infraConfig(dirs: DataDir = infraDir()): InfraConfig {
       storage: dirs.registry,
       config: join(dirs.home, 'registry.yaml'),
     },
-    runsc: { binary: join(dirs.bin, `runsc-${versions.gvisor}`), choice: join(dirs.run, 'runsc.json') },
+    // `-static`: runsc re-executes itself inside the sandbox's chroot, where no dynamic loader exists.
+    runsc: { binary: join(dirs.bin, `runsc-${versions.gvisor}-static`), choice: join(dirs.run, 'runsc.json') },
     images: { busybox: 'mlink/busybox:latest', debian: 'mlink/debian:bookworm' },
   };
 }

@@ -15,6 +15,8 @@ export interface RuntimeChoice {
   path: string;
   runtimeArgs: string[];
   reason: string;
+  /** Binaries tried before this one that could not start a container (not tried again). */
+  failed?: string[];
 }
 
 export async function dockerReady(): Promise<boolean> {

@@ -15,20 +15,22 @@ interface GoBinary {
   out: (ctx: StepContext) => string;
   /** `go install pkg@version`, or `go build pkg` inside one of our wrapper modules. */
   install?: string;
+  /** Without cgo: a static binary that runs where no dynamic loader is (runsc inside its own chroot). */
+  static?: boolean;
   wrapper?: { dir: string; pkg: string };
 }
 
 const binaries: GoBinary[] = [
   { name: 'temporal', out: ({ cfg }) => cfg.temporal.binary, install: `github.com/temporalio/cli/cmd/temporal@${versions.temporalCli}` },
   { name: 'traefik', out: ({ cfg }) => cfg.traefik.binary, wrapper: { dir: join(infraDir, 'traefik'), pkg: 'github.com/traefik/traefik/v3/cmd/traefik' } },
-  { name: 'runsc', out: ({ cfg }) => cfg.runsc.binary, install: `gvisor.dev/gvisor/runsc@${versions.gvisor}` },
+  { name: 'runsc', out: ({ cfg }) => cfg.runsc.binary, install: `gvisor.dev/gvisor/runsc@${versions.gvisor}`, static: true },
 ];
 
 async function build(bin: GoBinary, ctx: StepContext): Promise<void> {
   const out = bin.out(ctx);
   mkdirSync(dirname(out), { recursive: true });
   const tmp = `${out}.building`;
-  const env = { ...process.env, GOFLAGS: '-mod=mod' };
+  const env = { ...process.env, GOFLAGS: '-mod=mod', ...(bin.static ? { CGO_ENABLED: '0' } : {}) };
   const ldflags = '-s -w';
   const onLine = (l: string): void => { if (/^go: downloading/.test(l) === false && l.trim()) ctx.progress(`${bin.name}: ${l.trim()}`); };
   if (bin.install) {

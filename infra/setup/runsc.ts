@@ -45,20 +45,25 @@ export function runscStep(): Step {
       const reg = registeredRunsc();
       if (!choice || !reg || reg.path !== choice.path) return undefined;
       if (!existsSync(choice.path)) return undefined;
+      // A better runsc appeared (a new or fixed build) that was never tried: try it.
+      const best = candidates(ctx).find((c) => !choice.failed?.includes(c.path));
+      if (best && best.path !== choice.path) return undefined;
       return `runsc = ${choice.kind} (${choice.path})`;
     },
     async apply(ctx) {
       const failures: string[] = [];
+      const failed: RuntimeChoice[] = [];
       for (const choice of candidates(ctx)) {
         ctx.progress(`trying ${choice.kind} runsc ${choice.path} ${choice.runtimeArgs.join(' ')}`.trim());
         if (registerRunsc(choice)) await reloadDocker();
         const probe = await provesGvisor(ctx.cfg.images.busybox);
         if (probe.ok) {
           mkdirSync(dirname(ctx.cfg.runsc.choice), { recursive: true });
-          writeFileSync(ctx.cfg.runsc.choice, JSON.stringify(choice, null, 2) + '\n');
+          writeFileSync(ctx.cfg.runsc.choice, JSON.stringify({ ...choice, failed: failed.map((f) => f.path) }, null, 2) + '\n');
           return `runsc = ${choice.kind}: ${choice.reason}`;
         }
         failures.push(`${choice.kind} (${choice.path}): ${probe.output.split('\n').slice(-3).join(' | ')}`);
+        failed.push(choice);
       }
       throw new Error(`no runsc could start a container:\n${failures.join('\n')}\nfix: check dockerd's log, then run mlink setup again`);
     },

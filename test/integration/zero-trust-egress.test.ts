@@ -134,18 +134,27 @@ describe('egress and isolation, probed from inside an app', () => {
     await stopUp(up!);
     up = undefined;
     await removeClusterEgress(cluster);
-    // Without one network per project, the prober would share a network with the others.
-    for (const n of [`mlink-${cluster}-beta`, `zt-${runId}-data`]) await docker.getNetwork(n).connect({ Container: prober });
+    // Without one network per project, the prober would share a network with the others:
+    // its twin (same image, same runtime, on the prober's network) joins the others too.
+    // It joins before it starts: gVisor's network stack takes the interfaces a sandbox
+    // starts with, not ones connected to it later.
+    const shared = [`mlink-${cluster}-beta`, `zt-${runId}-data`];
+    const twin = await docker.createContainer({
+      Image: (await docker.getContainer(prober).inspect()).Config.Image,
+      Labels: { [testLabel]: runId }, HostConfig: { NetworkMode: `mlink-${cluster}-alpha`, Runtime: 'runsc' },
+    });
+    for (const n of shared) await docker.getNetwork(n).connect({ Container: twin.id });
+    await twin.start();
     try {
       for (const [name, t] of Object.entries(targets)) {
         const before = await t.hits();
-        const r = await probe(prober, t.url);
+        const r = await probe(name.includes('project') || name.includes('database') ? twin.id : prober, t.url);
         expect(r.reached, `${name} (${t.url}) with the protection off: ${r.out}`).toBe(true);
         if (!name.includes('project') && !name.includes('database')) expect(await t.hits(), `${name} saw the connection`).toBeGreaterThan(before);
       }
       expect((await probe(prober, 'http://198.51.100.20:8080/')).out).toContain(`fake-inet-${runId}`);
     } finally {
-      for (const n of [`mlink-${cluster}-beta`, `zt-${runId}-data`]) await docker.getNetwork(n).disconnect({ Container: prober, Force: true });
+      await twin.remove({ force: true });
     }
   }, 120_000);
 
