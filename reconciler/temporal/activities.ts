@@ -72,7 +72,7 @@ export function createActivities(deps: ActivityDeps) {
      * activity, so a pass starts with no round trip to the Temporal server and only the
      * plan (small when nothing changed), not the whole state, enters its history.
      */
-    async planPass(input: { drainMs: number }): Promise<PassPlan> {
+    async planPass(input: { drainMs: number; retiring?: string[] }): Promise<PassPlan> {
       const commit = await deps.store.resolve(MAIN);
       if (!commit) return { commit: null };
       const [loaded, live] = await Promise.all([
@@ -83,6 +83,9 @@ export function createActivities(deps: ActivityDeps) {
         observe(docker, edge.routesDir, cluster),
       ]);
       if ('invalid' in loaded) return { commit, invalid: loaded.invalid };
+      // Old containers the workflow is draining and removing are its business, not this plan's.
+      const retiring = new Set(input.retiring ?? []);
+      if (retiring.size) live.containers = live.containers.filter((c) => !retiring.has(c.name));
       return { commit, plan: plan(diff(loaded.desired, live), { cluster, commit }, { drainMs: input.drainMs }), skipped: loaded.skipped };
     },
 

@@ -47,23 +47,75 @@ async function run(action: Action, commit: string, started: string[], notes: str
   }
 }
 
-/** Child workflow: one resource's actions in order. If the new version never gets healthy it is removed and the old one keeps serving. */
-export async function applyResourceWorkflow(input: { resource: ResourcePlan; commit: string }): Promise<{ notes: string[] }> {
+/**
+ * Child workflow: one resource's actions in order, up to the moment the new version
+ * serves. If it never gets healthy it is removed and the old one keeps serving. What
+ * follows the route switch (drain, remove the old containers) is handed back as
+ * `retire`: the parent runs it beside its next passes, so a commit that lands while the
+ * old version drains is not held up by it.
+ */
+export async function applyResourceWorkflow(input: { resource: ResourcePlan; commit: string }): Promise<{ notes: string[]; retire: Action[] }> {
   const started: string[] = [];
   const routed = { done: false };
   const notes: string[] = [];
+  const actions = input.resource.actions;
   try {
-    for (const action of input.resource.actions) {
+    for (let i = 0; i < actions.length; i++) {
+      const action = actions[i]!;
+      if (action.type === 'drain') return { notes, retire: actions.slice(i) };
       await run(action, input.commit, started, notes);
       if (action.type === 'writeRoute') routed.done = true;
     }
-    return { notes };
+    return { notes, retire: [] };
   } catch (err) {
     if (!routed.done) {
       for (const name of started) await io.removeContainer({ type: 'removeContainer', id: name, name, reason: 'rollback: never served' });
     }
     throw err;
   }
+}
+
+/**
+ * Old containers that no longer receive traffic, draining then being removed, while
+ * later passes run. A pass plans without them (planPass leaves them out of the live
+ * state) and claims back any its plan starts again (a quick revert): those are kept.
+ */
+class Retirements {
+  /** Container name -> 'draining', or the removal in flight. */
+  private readonly retiring = new Map<string, 'draining' | Promise<void>>();
+  private readonly running: Promise<void>[] = [];
+
+  names(): string[] { return [...this.retiring.keys()]; }
+
+  start(actions: Action[]): void {
+    const removals = actions.filter((a): a is Extract<Action, { type: 'removeContainer' }> => a.type === 'removeContainer');
+    const drain = actions.find((a): a is Extract<Action, { type: 'drain' }> => a.type === 'drain');
+    for (const a of removals) this.retiring.set(a.name, 'draining');
+    this.running.push((async () => {
+      if (drain) await sleep(drain.ms);
+      for (const a of removals) {
+        if (this.retiring.get(a.name) !== 'draining') continue; // claimed by a later pass
+        const removal = io.removeContainer(a);
+        this.retiring.set(a.name, removal);
+        // A removal that keeps failing leaves the container to the next pass, which plans it as stale.
+        await removal.catch(() => undefined).finally(() => this.retiring.delete(a.name));
+      }
+    })());
+  }
+
+  /** Keeps the containers `plan` starts again; waits for any already being removed. */
+  async claim(resources: ResourcePlan[]): Promise<void> {
+    for (const r of resources) {
+      for (const a of r.actions) {
+        if (a.type !== 'startReplica') continue;
+        const state = this.retiring.get(a.container);
+        if (state === 'draining') this.retiring.delete(a.container);
+        else if (state) await state.catch(() => undefined);
+      }
+    }
+  }
+
+  async settled(): Promise<void> { await Promise.all(this.running); }
 }
 
 function failureMessage(err: unknown): { phase: string; message: string } {
@@ -83,6 +135,7 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
   let lastRecorded = input.lastRecorded;
   setHandler(reconcileSignal, (t) => { pending = t; });
   setHandler(stateQuery, () => state);
+  const retirements = new Retirements();
 
   // Many passes per run: the server delays the first task of a run that continued as new
   // right after it started (about a second here), so one pass per run would make every
@@ -94,9 +147,9 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
     pending = undefined;
     state.running = true;
     state.passes++;
-    const snap = await local.planPass({ drainMs: input.drainMs ?? 1000 });
+    const snap = await local.planPass({ drainMs: input.drainMs ?? 1000, retiring: retirements.names() });
     if (snap.commit) {
-      const record = await pass(snap, trigger, state.passes);
+      const record = await pass(snap, trigger, state.passes, retirements);
       state.lastCommit = snap.commit;
       state.lastPhase = record.phase;
       state.lastError = record.phase === 'Applied' ? undefined : record.message;
@@ -108,10 +161,11 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
     }
     state.running = false;
   }
+  await retirements.settled();
   await continueAsNew<typeof reconcileWorkflow>({ ...input, pending, lastRecorded, state });
 }
 
-async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger, seq: number): Promise<StatusRecord> {
+async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger, seq: number, retirements: Retirements): Promise<StatusRecord> {
   const commit = snap.commit;
   const at = new Date().toISOString();
   const base = { commit, at, trigger: trigger.reason };
@@ -119,6 +173,7 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
     return { ...base, phase: 'ValidationFailed', message: `not applied; the last good state keeps running: ${snap.invalid}`, resources: [], unchanged: 0 };
   }
   const p = snap.plan;
+  await retirements.claim(p.resources);
   for (const a of p.prepare) await run(a, commit, []);
   const info = workflowInfo();
   const resources: ResourceStatus[] = await Promise.all(p.resources.map(async (r): Promise<ResourceStatus> => {
@@ -129,6 +184,7 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
         args: [{ resource: r, commit }],
         parentClosePolicy: ParentClosePolicy.TERMINATE,
       });
+      if (out?.retire?.length) retirements.start(out.retire);
       return { ...id, result: 'ok', message: [r.reason, ...(out?.notes ?? [])].join('; ') };
     } catch (err) {
       const { phase, message } = failureMessage(err);

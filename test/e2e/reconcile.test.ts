@@ -123,6 +123,27 @@ describe('mlink up, end to end', () => {
     expect((await bystander.inspect()).State.Running).toBe(true);
   }, 60_000);
 
+  it('keeps serving an earlier version an agent goes back to while it still drains', async () => {
+    // B replaces A; A's container drains (1 s) beside the next pass. Going back to A at
+    // once takes that very container back: it must not be removed when its drain ends.
+    await call(agent, 'create_app', { name: 'quick', source: { image }, port: 8080, env: { GREETING: 'A' } });
+    await eventually('quick serves A', async () => ((await page('quick'))?.startsWith('A ') ? true : undefined), 30_000);
+    const [a] = await appContainers('quick', false);
+    await call(agent, 'update_app', { name: 'quick', env: { GREETING: 'B' } });
+    await eventually('quick serves B', async () => ((await page('quick'))?.startsWith('B ') ? true : undefined), 30_000);
+    await call(agent, 'update_app', { name: 'quick', env: { GREETING: 'A' } });
+    await eventually('quick serves A again', async () => ((await page('quick'))?.startsWith('A ') ? true : undefined), 30_000);
+    await new Promise((r) => setTimeout(r, 2500)); // past every drain
+    expect(await page('quick')).toMatch(/^A /);
+    const left = await eventually('B removed', async () => {
+      const list = await appContainers('quick');
+      return list.length === 1 ? list : undefined;
+    }, 15_000);
+    expect(left.map((c) => c.Id)).toEqual([a!.Id]);
+    await call(agent, 'delete_app', { name: 'quick' });
+    await eventually('quick removed', async () => ((await appContainers('quick')).length === 0 ? true : undefined), 15_000);
+  }, 90_000);
+
   it('never applies a commit that fails validation: the last good state keeps serving, status names file and field', async () => {
     const work = mkdtempSync(join(tmpdir(), 'mlink-human-'));
     try {
