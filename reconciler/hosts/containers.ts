@@ -156,10 +156,17 @@ export async function containerAddresses(docker: Docker, names: string[], networ
   return Promise.all(names.map((n) => addressOf(docker, n, network)));
 }
 
-/** Polls GET http://ip:port/path until it answers 2xx or 3xx; throws with the last answer. */
+/** Polls at this pace while a process starts (most answer within a second), then at the app's interval. */
+const FAST_POLL_MS = 20;
+const FAST_WINDOW_MS = 3000;
+
+/** Polls GET http://ip:port/path until it answers 2xx or 3xx, within the app's window (retries x interval); throws with the last answer. */
 export async function waitHealthy(url: string, health: DesiredApp['health'], stillRunning: () => Promise<boolean>, onTick: () => void = () => undefined): Promise<void> {
   let last = 'no answer yet';
-  for (let i = 0; i < health.retries; i++) {
+  const t0 = Date.now();
+  const deadline = t0 + health.retries * health.intervalMs;
+  let checked = t0;
+  for (let tries = 1; ; tries++) {
     onTick();
     try {
       const res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(health.timeoutMs) });
@@ -169,10 +176,14 @@ export async function waitHealthy(url: string, health: DesiredApp['health'], sti
     } catch (e) {
       last = (e as Error).cause ? String((e as { cause: { code?: string } }).cause.code ?? (e as Error).message) : (e as Error).message;
     }
-    if (!(await stillRunning())) throw new Error(`container exited before ${url} answered (last: ${last})`);
-    await new Promise((r) => setTimeout(r, health.intervalMs));
+    if (Date.now() >= deadline) throw new Error(`${url} did not answer 2xx/3xx within ${Math.round((deadline - t0) / 1000)} s (${tries} tries, last: ${last})`);
+    // Whether it crashed: asked of Docker at most every 100 ms, not at every fast poll.
+    if (Date.now() - checked >= 100) {
+      checked = Date.now();
+      if (!(await stillRunning())) throw new Error(`container exited before ${url} answered (last: ${last})`);
+    }
+    await new Promise((r) => setTimeout(r, Date.now() - t0 < FAST_WINDOW_MS ? Math.min(FAST_POLL_MS, health.intervalMs) : health.intervalMs));
   }
-  throw new Error(`${url} did not answer 2xx/3xx after ${health.retries} tries (last: ${last})`);
 }
 
 export async function containerLogsTail(docker: Docker, name: string, lines = 10): Promise<string> {
