@@ -52,6 +52,17 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   let worker: WorkerHandle | undefined;
   try {
     if (opts.worker !== false) {
+      const builder = opts.build ? new Builder({
+        cluster, docker, log: log.child({ component: 'build' }),
+        sources: new SourceRepos(opts.build.sourcesDir),
+        records: new BuildRecords(opts.build.buildsDir),
+        sandboxRuntime: opts.build.sandboxRuntime ?? 'runsc',
+        limits: { ...BUILD_LIMITS, ...opts.build.limits },
+      }) : undefined;
+      if (builder) {
+        await builder.removeLeftovers().catch((e: unknown) => log.warn('could not remove old build sandboxes', { error: e }));
+        stops.push(() => builder.close());
+      }
       worker = await startWorker({
         address: opts.temporal.address,
         namespace: opts.temporal.namespace,
@@ -59,19 +70,11 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
           cluster, store, docker, log,
           edge: { routesDir: opts.routesDir, api: opts.traefikApi },
           identity: async () => (await loadClusterKey(opts.keysDir)).identity,
-          ...(opts.build ? {
-            builder: new Builder({
-              docker, log: log.child({ component: 'build' }),
-              sources: new SourceRepos(opts.build.sourcesDir),
-              records: new BuildRecords(opts.build.buildsDir),
-              sandboxRuntime: opts.build.sandboxRuntime ?? 'runsc',
-              limits: { ...BUILD_LIMITS, ...opts.build.limits },
-            }),
-          } : {}),
+          ...(builder ? { builder } : {}),
         },
       });
       const w = worker;
-      stops.push(() => w.stop());
+      stops.unshift(() => w.stop());
     }
     const client = await ReconcilerClient.connect({ ...opts.temporal, cluster, drainMs: opts.drainMs });
     stops.push(() => client.close());

@@ -1,23 +1,29 @@
 // The build plane: turns a pinned source commit into an image in the private registry.
 // Steps, each named in progress, logs and errors: source (export the commit), detect
 // (the build method), toolchain (a cached base image per language), sandbox (untrusted
-// installs and checks in a gVisor container), image (the classic builder with cpu,
-// memory and time limits) and push. An image that exists for the same key is reused:
-// the same source is built once, and a reverted manifest finds its old image again.
+// installs and checks in the app's gVisor build sandbox, sandbox-pool.ts), image (the
+// classic builder with cpu, memory and time limits) and push. When the sandbox only
+// checks (it writes nothing the image copies), the image builds alongside under a
+// pending tag that becomes the image's tag once the check passed. The push runs after
+// the build returns: this host runs the image already, other hosts pull it once it is
+// in. An image that exists for the same key is reused: the same source is built once,
+// and a reverted manifest finds its old image again.
 import type Docker from 'dockerode';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { BuildSpec } from '../model.js';
 import type { Logger } from '../util/log.js';
 import { detect, onPath, toolchainTag, type Detected, type Toolchain } from './detect.js';
-import { dockerBuild, ensurePulled, imageExists, push, registryHas, sandboxRun, StepFailed, tarContext, type Limits } from './docker-steps.js';
+import { dockerBuild, ensurePulled, imageExists, push, registryHas, retag, StepFailed, tarContext, untag, type Limits } from './docker-steps.js';
 import { BuildRecords, type BuildRecord } from './records.js';
+import { SandboxPool } from './sandbox-pool.js';
 import { SourceRepos } from './source-repo.js';
 
 export { StepFailed } from './docker-steps.js';
 
 export interface BuilderDeps {
+  cluster: string;
   docker: Docker;
   sources: SourceRepos;
   records: BuildRecords;
@@ -47,11 +53,29 @@ export class BuildFailure extends Error {
   }
 }
 
-const STEPS = ['source', 'detect', 'toolchain', 'sandbox', 'image', 'push'] as const;
+const STEPS = ['source', 'detect', 'toolchain', 'sandbox', 'image'] as const;
 const toolchainBuilds = new Map<string, Promise<void>>();
 
 export class Builder {
-  constructor(private readonly deps: BuilderDeps) {}
+  private readonly pool: SandboxPool;
+  private readonly pushes = new Map<string, Promise<void>>();
+
+  constructor(private readonly deps: BuilderDeps) {
+    this.pool = new SandboxPool({
+      docker: deps.docker, cluster: deps.cluster, runtime: deps.sandboxRuntime, limits: deps.limits, root: join(deps.records.root, '.sandbox'),
+    });
+  }
+
+  /** Removes build sandboxes an earlier worker of this cluster left behind. */
+  async removeLeftovers(): Promise<void> {
+    await this.pool.removeLeftovers();
+  }
+
+  /** Lets pushes in flight finish, then removes this worker's build sandboxes. */
+  async close(): Promise<void> {
+    await Promise.all([...this.pushes.values()]);
+    await this.pool.close();
+  }
 
   /** The image for `t`: reused when it exists here or in the registry, else built and pushed. */
   async build(t: BuildTarget, onProgress: (p: string) => void = () => undefined): Promise<BuildOutcome> {
@@ -61,6 +85,7 @@ export class Builder {
     const prior = records.read(t.project, t.name, key);
     const builtBy = prior?.phase === 'Built' ? ` (built ${prior.finishedAt} by ${prior.method} from source ${prior.commit.slice(0, 12)})` : '';
     if (await imageExists(docker, t.image)) {
+      if (!(await registryHas(t.image))) this.pushLater(t.image, prior ? { ...prior } : undefined);
       return { image: t.image, key, reused: true, method: prior?.method, durationMs: Date.now() - t0, note: `image reused, not rebuilt: ${t.image} already on this host${builtBy}` };
     }
     if (await registryHas(t.image)) {
@@ -73,7 +98,7 @@ export class Builder {
     const rec = records.start({ key, project: t.project, name: t.name, image: t.image, commit: t.build.commit, path: t.build.path, steps: [...STEPS] });
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.deps.limits.timeoutMs);
-    const work = await mkdtemp(join(records.dir(t.project, t.name, key), 'context-'));
+    const work = await mkdtemp(join(this.pool.dirOf(t.project, t.name), 'context-'));
     const line = (l: string): void => records.append(rec, l);
     const stepTo = (i: number, detail = ''): void => {
       rec.step = STEPS[i];
@@ -86,7 +111,8 @@ export class Builder {
       Object.assign(rec, { phase: 'Built', progress: 'done', step: undefined, finishedAt: new Date().toISOString(), durationMs: Date.now() - t0 });
       records.save(rec);
       line(`built ${t.image} in ${((Date.now() - t0) / 1000).toFixed(1)} s (${detected.method})`);
-      return { image: t.image, key, reused: false, method: detected.method, durationMs: Date.now() - t0, note: `built ${t.image} by ${detected.method} from source ${t.build.commit.slice(0, 12)} in ${((Date.now() - t0) / 1000).toFixed(1)} s` };
+      this.pushLater(t.image, rec);
+      return { image: t.image, key, reused: false, method: detected.method, durationMs: Date.now() - t0, note: `built ${t.image} by ${detected.method} from source ${t.build.commit.slice(0, 12)} in ${((Date.now() - t0) / 1000).toFixed(1)} s, pushing to the registry` };
     } catch (e) {
       const final = e instanceof StepFailed;
       const step = e instanceof StepFailed ? e.step : rec.step ?? 'unknown';
@@ -94,7 +120,7 @@ export class Builder {
       line(`build failed at step "${step}": ${reason}`);
       Object.assign(rec, { phase: 'Failed', step, error: reason, final, finishedAt: new Date().toISOString(), durationMs: Date.now() - t0 });
       records.save(rec);
-      if (final) throw new BuildFailure(step, reason, records.tail(t.project, t.name, key, 8));
+      if (final) throw new BuildFailure(step, reason, (e as StepFailed).tail?.slice(-8) ?? records.tail(t.project, t.name, key, 8));
       throw e;
     } finally {
       clearTimeout(timer);
@@ -103,7 +129,7 @@ export class Builder {
   }
 
   private async steps(t: BuildTarget, rec: BuildRecord, work: string, signal: AbortSignal, line: (l: string) => void, stepTo: (i: number, d?: string) => void): Promise<Detected> {
-    const { docker, sources, records, limits, sandboxRuntime } = this.deps;
+    const { docker, sources, records, limits } = this.deps;
     const { repo, commit, path, origin } = t.build;
     stepTo(0, `export ${repo.project}/${repo.name}@${commit.slice(0, 12)}${path ? `:${path}` : ''}`);
     if (!(await sources.hasCommit(repo.project, repo.name, commit))) {
@@ -113,8 +139,9 @@ export class Builder {
       if (!(await sources.hasCommit(repo.project, repo.name, commit))) throw new StepFailed('source', `${origin.url}@${origin.ref} does not contain commit ${commit}`);
     }
     const ctx = join(work, 'src');
+    const exported = Date.now();
     const count = await sources.exportTree(repo.project, repo.name, commit, path, ctx).catch((e: Error) => { throw new StepFailed('source', e.message); });
-    line(`source: ${count} files from ${repo.project}/${repo.name}.git@${commit.slice(0, 12)}${path ? `:${path}` : ''}`);
+    line(`source: ${count} files from ${repo.project}/${repo.name}.git@${commit.slice(0, 12)}${path ? `:${path}` : ''} in ${Date.now() - exported} ms`);
 
     stepTo(1);
     const installed = { nixpacks: onPath('nixpacks'), railpack: onPath('railpack') };
@@ -141,23 +168,69 @@ export class Builder {
       await this.toolchain(tc, line, signal);
     }
 
-    stepTo(3, d.sandbox ? d.sandbox.name : 'nothing to run');
-    if (d.sandbox) {
-      line(`sandbox: ${d.sandbox.name}, in a ${sandboxRuntime} container (cpu ${limits.cpu}, ${limits.memoryMb} MiB)`);
-      const proof = `(dmesg 2>/dev/null | head -n 1 | sed 's/^/sandbox kernel: /'); `;
-      const code = await sandboxRun(docker, { image: toolchainTag(d.sandbox.toolchain), runtime: sandboxRuntime, context: ctx, script: `${proof}${d.sandbox.script}`, limits, signal, onLine: line });
-      if (code !== 0) throw new StepFailed(`sandbox: ${d.sandbox.name}`, code === -1 ? 'stopped at the build time limit' : `exited ${code}`);
+    const image = async (tag: string, stop = signal): Promise<void> => {
+      const t0 = Date.now();
+      await dockerBuild(docker, tarContext(ctx), { tag, dockerfile: d.dockerfile, limits, signal: stop, onLine: line, onStep: (s) => stepTo(4, s) });
+      line(`image: built in ${Date.now() - t0} ms`);
+    };
+    const sb = d.sandbox;
+    if (!sb) {
+      stepTo(3, 'nothing to run');
+      stepTo(4);
+      await image(t.image);
+    } else if (sb.writes) {
+      stepTo(3, sb.name);
+      await this.sandbox(t, sb, work, signal, line);
+      stepTo(4);
+      await image(t.image);
+    } else {
+      // The check writes nothing the image copies: build meanwhile, and tag the image only once the check passed.
+      const pending = `${t.image}-unchecked`;
+      stepTo(3, `${sb.name} (the image builds alongside)`);
+      const stopImage = new AbortController();
+      const checking = this.sandbox(t, sb, work, signal, line).catch((e: unknown) => { stopImage.abort(); throw e; });
+      const [checked, built] = await Promise.allSettled([checking, image(pending, AbortSignal.any([signal, stopImage.signal]))]);
+      if (checked.status === 'rejected' || built.status === 'rejected') {
+        await untag(docker, pending);
+        throw checked.status === 'rejected' ? checked.reason : (built as PromiseRejectedResult).reason;
+      }
+      await retag(docker, pending, t.image);
     }
-
-    stepTo(4);
-    await dockerBuild(docker, tarContext(ctx), {
-      tag: t.image, dockerfile: d.dockerfile, limits, signal, onLine: line,
-      onStep: (s) => stepTo(4, s),
-    });
-
-    stepTo(5, 'to the registry');
-    await push(docker, t.image, line);
     return d;
+  }
+
+  /** Runs the untrusted steps in the app's gVisor build sandbox, against the exported context. */
+  private async sandbox(t: BuildTarget, sb: NonNullable<Detected['sandbox']>, work: string, signal: AbortSignal, line: (l: string) => void): Promise<void> {
+    const { limits, sandboxRuntime } = this.deps;
+    line(`sandbox: ${sb.name}, in the app's ${sandboxRuntime} build sandbox (cpu ${limits.cpu}, ${limits.memoryMb} MiB)`);
+    const t0 = Date.now();
+    const proof = `(dmesg 2>/dev/null | head -n 1 | sed 's/^/sandbox kernel: /'); `;
+    const own: string[] = [];
+    const code = await this.pool.run({
+      project: t.project, name: t.name, image: toolchainTag(sb.toolchain), cwd: `${basename(work)}/src`, script: `${proof}${sb.script}`, signal,
+      onLine: (l) => { own.push(l); if (own.length > 50) own.shift(); line(l); },
+    });
+    if (code !== 0) throw new StepFailed(`sandbox: ${sb.name}`, code === -1 ? 'stopped at the build time limit' : `exited ${code}`, own);
+    line(`sandbox: passed in ${Date.now() - t0} ms`);
+  }
+
+  /** Pushes `image` to the private registry after the build returned; its record says when it is in. */
+  private pushLater(image: string, rec: BuildRecord | undefined): void {
+    if (this.pushes.has(image)) return;
+    const { records, docker, log } = this.deps;
+    const line = (l: string): void => { if (rec) records.append(rec, l); };
+    const t0 = Date.now();
+    const pushing = push(docker, image, line)
+      .then(() => {
+        line(`pushed ${image} to the registry in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        if (rec) records.save(Object.assign(rec, { pushedAt: new Date().toISOString() }));
+      })
+      .catch((e: unknown) => {
+        line(`push failed: ${(e as Error).message}; other hosts cannot pull ${image} until a later build pushes it`);
+        log.warn('push to the registry failed', { image, error: e });
+      })
+      .finally(() => this.pushes.delete(image));
+    this.pushes.set(image, pushing);
   }
 
   /** Builds a toolchain base image once per host (trusted: ml.ink's own Dockerfile, Debian packages only). */

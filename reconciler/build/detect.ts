@@ -21,7 +21,11 @@ export interface Detected {
   generated?: string;
   toolchain?: Toolchain;
   /** Untrusted steps run in a gVisor container against the context before the image build. */
-  sandbox?: { name: string; toolchain: Toolchain; script: string };
+  sandbox?: {
+    name: string; toolchain: Toolchain; script: string;
+    /** Whether the steps write into the context (installs, compiles): if not, the image can build meanwhile. */
+    writes: boolean;
+  };
 }
 
 const BASE = 'mlink/debian:bookworm';
@@ -87,7 +91,7 @@ function nodeApp(dir: string): Detected {
   const install = deps ? `npm ${existsSync(join(dir, 'package-lock.json')) ? 'ci' : 'install'} --omit=dev --no-audit --no-fund && ` : '';
   return {
     method: 'node', why, dockerfile: '.mlink/Dockerfile', generated: text, toolchain: TOOLCHAINS.node,
-    sandbox: { name: `${deps ? 'npm install, then ' : ''}${check}`, toolchain: deps ? TOOLCHAINS.npm : TOOLCHAINS.node, script: `${install}${check}` },
+    sandbox: { name: `${deps ? 'npm install, then ' : ''}${check}`, toolchain: deps ? TOOLCHAINS.npm : TOOLCHAINS.node, script: `${install}${check}`, writes: deps },
   };
 }
 
@@ -102,7 +106,7 @@ function pythonApp(dir: string): Detected {
   const install = reqs ? 'pip3 install --no-cache-dir --break-system-packages --target .mlink/deps -r requirements.txt && ' : '';
   return {
     method: 'python', why, dockerfile: '.mlink/Dockerfile', generated: text, toolchain: TOOLCHAINS.python,
-    sandbox: { name: `${reqs ? 'pip install, then ' : ''}python3 -m compileall`, toolchain: reqs ? TOOLCHAINS.pip : TOOLCHAINS.python, script: `${install}python3 -m compileall -q -x '(^|/)\\.mlink/' . >/dev/null` },
+    sandbox: { name: `${reqs ? 'pip install, then ' : ''}python3 -m compileall`, toolchain: reqs ? TOOLCHAINS.pip : TOOLCHAINS.python, script: `${install}python3 -m compileall -q -x '(^|/)\\.mlink/' . >/dev/null`, writes: true },
   };
 }
 
@@ -111,7 +115,7 @@ function goApp(): Detected {
   const text = `${header('go', why)}FROM ${BASE}\nWORKDIR /app\nCMD ["/app/server"]\nCOPY .mlink/app /app/server\n`;
   return {
     method: 'go', why, dockerfile: '.mlink/Dockerfile', generated: text,
-    sandbox: { name: 'go build', toolchain: TOOLCHAINS.go, script: 'mkdir -p .mlink && HOME=/tmp GOCACHE=/tmp/go-cache GOPATH=/tmp/go CGO_ENABLED=0 go build -trimpath -o .mlink/app .' },
+    sandbox: { name: 'go build', toolchain: TOOLCHAINS.go, script: 'mkdir -p .mlink && HOME=/tmp GOCACHE=/tmp/go-cache GOPATH=/tmp/go CGO_ENABLED=0 go build -trimpath -o .mlink/app .', writes: true },
   };
 }
 

@@ -1,16 +1,16 @@
 // The Docker side of a build: tar a context, run the classic builder with cpu and memory
-// limits, run untrusted steps in a gVisor container against the context, push to and
-// pull from the private registry. Each streams its output line by line to `onLine`.
+// limits, tag, push to and pull from the private registry. Each streams its output line
+// by line to `onLine`. (Untrusted steps run in the app's gVisor sandbox: sandbox-pool.ts.)
 import type Docker from 'dockerode';
 import { spawn } from 'node:child_process';
-import { PassThrough, type Readable } from 'node:stream';
-import { LABEL, MANAGED_BY } from '../model.js';
+import type { Readable } from 'node:stream';
 
 export interface Limits { cpu: number; memoryMb: number; timeoutMs: number }
 
 /** A build step that failed because of its input (a non-zero exit, a bad Dockerfile): the same source fails again. */
 export class StepFailed extends Error {
-  constructor(readonly step: string, message: string) {
+  /** `tail`: the step's own last output lines, when other output interleaved with it in the build log. */
+  constructor(readonly step: string, message: string, readonly tail?: string[]) {
     super(message);
     this.name = 'StepFailed';
   }
@@ -61,51 +61,6 @@ export async function dockerBuild(docker: Docker, context: Readable, opts: {
   }
 }
 
-/** Runs `script` with sh in a container of `image` under `runtime` (gVisor), the context mounted read-write at /src. */
-export async function sandboxRun(docker: Docker, opts: {
-  image: string; runtime: string; context: string; script: string; limits: Limits; signal: AbortSignal; onLine: (l: string) => void;
-}): Promise<number> {
-  const container = await docker.createContainer({
-    Image: opts.image,
-    Cmd: ['sh', '-c', opts.script],
-    WorkingDir: '/src',
-    Env: ['HOME=/tmp', 'npm_config_cache=/tmp/npm-cache'],
-    Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.kind]: 'Build' },
-    HostConfig: {
-      Runtime: opts.runtime,
-      Binds: [`${opts.context}:/src`],
-      NanoCpus: Math.round(opts.limits.cpu * 1e9),
-      Memory: opts.limits.memoryMb * 1024 * 1024,
-      MemorySwap: opts.limits.memoryMb * 1024 * 1024,
-      PidsLimit: 1024,
-      SecurityOpt: ['no-new-privileges'],
-    },
-  });
-  const abort = (): void => { void container.kill().catch(() => undefined); };
-  opts.signal.addEventListener('abort', abort);
-  try {
-    const logs = await container.attach({ stream: true, stdout: true, stderr: true, logs: true });
-    let partial = '';
-    const out = new PassThrough();
-    out.on('data', (chunk: Buffer) => {
-      partial += chunk.toString('utf8');
-      const lines = partial.split('\n');
-      partial = lines.pop() ?? '';
-      for (const l of lines) opts.onLine(l);
-    });
-    docker.modem.demuxStream(logs, out, out);
-    const done = new Promise<void>((resolve) => { logs.on('end', () => resolve()); });
-    await container.start();
-    const { StatusCode } = (await container.wait()) as { StatusCode: number };
-    await Promise.race([done, new Promise((r) => setTimeout(r, 500))]);
-    if (partial) opts.onLine(partial);
-    return opts.signal.aborted ? -1 : StatusCode;
-  } finally {
-    opts.signal.removeEventListener('abort', abort);
-    await container.remove({ force: true }).catch(() => undefined);
-  }
-}
-
 export async function imageExists(docker: Docker, ref: string): Promise<boolean> {
   try {
     await docker.getImage(ref).inspect();
@@ -113,6 +68,18 @@ export async function imageExists(docker: Docker, ref: string): Promise<boolean>
   } catch {
     return false;
   }
+}
+
+/** Gives the image `from` names the tag `to` and drops the name `from`. */
+export async function retag(docker: Docker, from: string, to: string): Promise<void> {
+  const { repo, tag } = splitRef(to);
+  await docker.getImage(from).tag({ repo, tag });
+  await untag(docker, from);
+}
+
+/** Drops the name `ref` (the image goes with it when no other name holds it). */
+export async function untag(docker: Docker, ref: string): Promise<void> {
+  await docker.getImage(ref).remove().catch(() => undefined);
 }
 
 function splitRef(ref: string): { repo: string; tag: string; registry: string } {

@@ -26,6 +26,8 @@ export interface BuildRecord {
   startedAt: string;
   finishedAt?: string;
   durationMs?: number;
+  /** When the image reached the private registry (the push runs after the build). */
+  pushedAt?: string;
   error?: string;
   /** A failure the same source would fail again (a step exited non-zero): not retried for this key. */
   final?: boolean;
