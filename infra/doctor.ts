@@ -37,7 +37,8 @@ export async function checks(cfg: InfraConfig = infraConfig()): Promise<Check[]>
   const reg = existsSync('/etc/docker/daemon.json') ? registeredRunsc() : undefined;
   const runscOk = !!choice && !!reg && reg.path === choice.path && existsSync(choice.path) && docker;
   const net = choice ? (choice.runtimeArgs.find((a) => a.startsWith('--network=')) ?? '--network=sandbox') : '';
-  const runscVersion = choice ? await firstLine(choice.path, ['--version']) : '';
+  // A build from the Go module proxy carries no version string of its own: its module version is in the file name.
+  const runscVersion = choice ? (await firstLine(choice.path, ['--version'])).replace('VERSION_MISSING', choice.kind === 'current' ? versions.gvisor : '?') : '';
   out.push({
     component: 'runsc', ok: runscOk, version: runscVersion || '-', address: choice?.path ?? '-',
     detail: choice ? `${choice.kind} gVisor, ${net.replace('--network=', 'network ')}` : 'no runsc registered as a Docker runtime',
