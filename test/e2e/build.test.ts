@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must, run } from '../../infra/proc.js';
+import { LABEL } from '../../reconciler/model.js';
 import { ensureWebImage } from '../support/images.js';
 import { docker, eventually, removeTestContainers, runId, viaTraefik } from '../support/infra.js';
 import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
@@ -74,9 +75,15 @@ afterAll(async () => {
   await removeTestContainers();
 }, 60_000);
 
+async function buildSandboxes(name?: string): Promise<Array<{ Id: string; Labels: Record<string, string> }>> {
+  const label = [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=Build`, ...(name ? [`${LABEL.name}=${name}`] : [])];
+  return docker.listContainers({ all: true, filters: { label } });
+}
+
 describe('builds from source, end to end', () => {
   let v1 = '';
   let v2 = '';
+  let sandbox = '';
 
   it('serves a static site sent as files, built by ml.ink\'s own detection', async () => {
     await call(agent, 'create_app', { name: 'site', source: { files: { 'index.html': '<h1>hello from a static site</h1>\n', 'css/site.css': 'h1 { color: teal }\n' } }, port: 8080 });
@@ -93,6 +100,10 @@ describe('builds from source, end to end', () => {
     const logs = await call<{ lines: string[] }>(agent, 'app_logs', { name: 'api', lines: 500 });
     expect(logs.lines.join('\n')).toMatch(/detect: method node/);
     expect(logs.lines.join('\n')).toMatch(/sandbox kernel: .*Starting gVisor/);
+    // the app's own build sandbox, kept for its next build
+    const [box] = await buildSandboxes('api');
+    sandbox = box!.Id;
+    expect((await docker.getContainer(sandbox).inspect()).HostConfig.Runtime).toBe('runsc');
     const runtime = await call<{ kind: string }>(agent, 'app_logs', { name: 'api', kind: 'runtime' });
     expect(runtime.kind).toBe('runtime');
   }, 300_000);
@@ -108,6 +119,8 @@ describe('builds from source, end to end', () => {
     v2 = (await call<{ commit: string }>(agent, 'update_app', { name: 'api', source: { files: nodeServer('v2') } })).commit;
     await serves('api', 'v2 from node', 60_000);
     expect(buildDirs('api')).toHaveLength(2);
+    // the second build ran its check in the same sandbox: nothing new started for it
+    expect((await buildSandboxes('api')).map((c) => c.Id)).toEqual([sandbox]);
   }, 90_000);
 
   it('brings v1 back on a human\'s git revert, from the v1 image: no rebuild', async () => {
@@ -190,5 +203,12 @@ describe('builds from source, end to end', () => {
     }
     for (const app of ['big', 'dots', 'link']) expect(existsSync(join(up.home, 'sources', 'default', `${app}.git`))).toBe(false);
     expect(await must('git', ['--git-dir', up.repo, 'rev-parse', 'main'])).toBe(before);
+  }, 60_000);
+
+  it('removes its build sandboxes when mlink stops; the apps keep serving', async () => {
+    expect((await buildSandboxes()).length).toBeGreaterThan(0);
+    await stopUp(up);
+    expect(await buildSandboxes()).toEqual([]);
+    expect(await page('api')).toMatch(/^v1 from node/);
   }, 60_000);
 });
