@@ -67,13 +67,13 @@ async function removeToolchain(): Promise<void> {
   }
 }
 
-/** Plain Docker, the image already built: run and first 200 on a published port. */
-async function runOnly(runtime: string): Promise<number> {
+/** Plain Docker, the image already built: run and first 200 (with `text`) on a published port. */
+async function runOnly(runtime: string, text = 'plain'): Promise<number> {
   const port = 20000 + Math.floor(Math.random() * 20000);
   const name = `mlink-bench-plain-${port}`;
   const t0 = Date.now();
   await must('docker', ['run', '-d', '--rm', '--runtime', runtime, '--cpus', String(LIMITS.cpu), '--memory', `${LIMITS.memoryMb}m`, '--pids-limit', String(LIMITS.pids), '--name', name, '-e', 'PORT=8080', '-p', `127.0.0.1:${port}:8080`, plainTag]);
-  await until200(() => get(port), 'plain');
+  await until200(() => get(port), text);
   const ms = Date.now() - t0;
   await run('docker', ['rm', '-f', name]);
   return ms;
@@ -83,8 +83,6 @@ async function runOnly(runtime: string): Promise<number> {
 async function plain(ctx: string, dockerfile: string, files: Record<string, string>, text: string, nocache: boolean, runtime = 'runc'): Promise<number> {
   for (const [f, c] of Object.entries(files)) writeFileSync(join(ctx, f), c);
   writeFileSync(join(ctx, 'Dockerfile'), dockerfile);
-  const port = 20000 + Math.floor(Math.random() * 20000);
-  const name = `mlink-bench-plain-${port}`;
   const t0 = Date.now();
   if (nocache) {
     const tc = mkdtempSync(join(tmpdir(), 'mlink-bench-tc-'));
@@ -95,11 +93,8 @@ async function plain(ctx: string, dockerfile: string, files: Record<string, stri
   }
   plainTag = `mlink-bench/plain:${Number(plainTag.split(':')[1]) + 1}`;
   await must('docker', ['build', '-q', ...(nocache ? ['--no-cache'] : []), '-t', plainTag, ctx], { env: classic });
-  await must('docker', ['run', '-d', '--rm', '--runtime', runtime, '--cpus', String(LIMITS.cpu), '--memory', `${LIMITS.memoryMb}m`, '--pids-limit', String(LIMITS.pids), '--name', name, '-e', 'PORT=8080', '-p', `127.0.0.1:${port}:8080`, plainTag]);
-  await until200(() => get(port), text);
-  const ms = Date.now() - t0;
-  await run('docker', ['rm', '-f', name]);
-  return ms;
+  const built = Date.now() - t0;
+  return built + (await runOnly(runtime, text));
 }
 
 async function main(): Promise<void> {
