@@ -8,7 +8,7 @@ import { changedFields, describeSource, newAppSpec, updatedAppSpec, type CreateA
 import { clusterConfig } from './cluster.js';
 import { DomainError, invalid, notFound } from './errors.js';
 import type { LiveStateProvider, LiveStatus } from './live-state.js';
-import { checkManifest, checkRevision, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
+import { checkManifest, checkRevision, deleteManifest, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
 import { requireProjects, requireWrite, write, type Ctx, type WriteResult } from './write.js';
 import { resolveSource, type ResolvedSource } from './app-source.js';
 import { SourceRepos } from '../build/source-repo.js';
@@ -113,21 +113,10 @@ export async function updateApp(ctx: Ctx, input: UpdateAppInput, now = new Date(
 }
 
 export async function deleteApp(ctx: Ctx, input: { name: string; project?: string; expected_revision?: string; proposal?: string }): Promise<WriteResult> {
-  const project = input.project ?? 'default';
-  const path = manifestPath('App', project, input.name);
-  return write(ctx, {
-    tool: 'delete_app',
-    projects: [project],
-    path,
-    proposal: input.proposal,
-    summary: `delete app ${project}/${input.name}`,
-    prepare: async (view) => {
-      const revision = await view.blobOid(path);
-      if (!revision) throw notFound(`app ${project}/${input.name} does not exist (${path}); list_apps shows the apps there are`);
-      checkRevision(path, input.expected_revision, revision, 'get_app');
-      const secrets = await view.list(secretDir(project, input.name));
-      return [{ path, content: null }, ...secrets.map((e) => ({ path: `${secretDir(project, input.name)}/${e.path}`, content: null }))];
-    },
+  // The app's secrets go with it.
+  return deleteManifest(ctx, 'App', input, async (view, project) => {
+    const dir = secretDir(project, input.name);
+    return (await view.list(dir)).map((e) => ({ path: `${dir}/${e.path}`, content: null }));
   });
 }
 

@@ -3,7 +3,7 @@ import { API_VERSION, type Database, type DatabaseSpec } from '../../schemas/ind
 import { MAIN } from '../state/store.js';
 import { DomainError, notFound } from './errors.js';
 import type { LiveStateProvider, LiveStatus } from './live-state.js';
-import { checkManifest, checkRevision, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
+import { checkManifest, deleteManifest, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
 import { requireProjects, write, type Ctx, type WriteResult } from './write.js';
 
 export interface CreateDatabaseInput {
@@ -48,21 +48,7 @@ export async function createDatabase(ctx: Ctx, input: CreateDatabaseInput): Prom
 }
 
 export async function deleteDatabase(ctx: Ctx, input: { name: string; project?: string; expected_revision?: string; proposal?: string }): Promise<WriteResult> {
-  const project = input.project ?? 'default';
-  const path = manifestPath('Database', project, input.name);
-  return write(ctx, {
-    tool: 'delete_database',
-    projects: [project],
-    path,
-    proposal: input.proposal,
-    summary: `delete database ${project}/${input.name}`,
-    prepare: async (view) => {
-      const revision = await view.blobOid(path);
-      if (!revision) throw notFound(`database ${project}/${input.name} does not exist (${path}); list_databases shows the databases there are`);
-      checkRevision(path, input.expected_revision, revision, 'get_database');
-      return [{ path, content: null }];
-    },
-  });
+  return deleteManifest(ctx, 'Database', input);
 }
 
 export async function getDatabase(ctx: Ctx, live: LiveStateProvider, input: { name: string; project?: string }): Promise<{ database: Database; revision: string; path: string; commit: string | null; live: LiveStatus }> {

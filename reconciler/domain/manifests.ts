@@ -3,7 +3,9 @@
 import { parse, stringify } from 'yaml';
 import { MAX_MANIFEST_BYTES, SchemaError, validateManifest, type Kind, type Manifest } from '../../schemas/index.js';
 import type { TreeView } from '../state/tree.js';
-import { DomainError, invalid } from './errors.js';
+import { DomainError, invalid, notFound } from './errors.js';
+import type { Change } from '../state/tree.js';
+import { write, type Ctx, type WriteResult } from './write.js';
 
 export const DNS_LABEL = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const DIRS: Record<Kind, string> = { App: 'apps', Database: 'databases' };
@@ -105,4 +107,27 @@ export async function listManifests<M extends Manifest>(view: TreeView, kind: M[
     }
   }
   return { items, invalid: bad };
+}
+
+/**
+ * delete_app / delete_database: removes the manifest (and whatever `alsoRemove` names,
+ * e.g. an app's secrets) in one commit, after the expected_revision check.
+ */
+export async function deleteManifest(ctx: Ctx, kind: Kind, input: { name: string; project?: string; expected_revision?: string; proposal?: string }, alsoRemove: (view: TreeView, project: string) => Promise<Change[]> = async () => []): Promise<WriteResult> {
+  const project = input.project ?? 'default';
+  const path = manifestPath(kind, project, input.name);
+  const noun = kind.toLowerCase();
+  return write(ctx, {
+    tool: `delete_${noun}`,
+    projects: [project],
+    path,
+    proposal: input.proposal,
+    summary: `delete ${noun} ${project}/${input.name}`,
+    prepare: async (view) => {
+      const revision = await view.blobOid(path);
+      if (!revision) throw notFound(`${noun} ${project}/${input.name} does not exist (${path}); list_${noun}s shows the ${noun}s there are`);
+      checkRevision(path, input.expected_revision, revision, `get_${noun}`);
+      return [{ path, content: null }, ...(await alsoRemove(view, project))];
+    },
+  });
 }
