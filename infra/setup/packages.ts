@@ -2,7 +2,7 @@
 import { must, run } from '../proc.js';
 import type { Step } from './step.js';
 
-export const debianPackages = ['docker.io', 'debootstrap', 'busybox-static', 'docker-registry', 'iptables', 'iproute2', 'runsc', 'git'];
+export const debianPackages = ['docker.io', 'debootstrap', 'busybox-static', 'docker-registry', 'iptables', 'iproute2', 'runsc', 'git', 'openssl'];
 
 async function missing(): Promise<string[]> {
   const out: string[] = [];
