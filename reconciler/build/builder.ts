@@ -204,10 +204,26 @@ export class Builder {
     const { limits, sandboxRuntime } = this.deps;
     line(`sandbox: ${sb.name}, in the app's ${sandboxRuntime} build sandbox (cpu ${limits.cpu}, ${limits.memoryMb} MiB)`);
     const t0 = Date.now();
+    const at = { project: t.project, name: t.name, image: toolchainTag(sb.toolchain), cwd: `${basename(work)}/src`, signal };
+    if (sb.syntax) {
+      const checked = await this.pool.checkSyntax(at, sb.syntax).catch((e: Error) => {
+        if (signal.aborted) throw new StepFailed(`sandbox: ${sb.name}`, 'stopped at the build time limit');
+        line(`sandbox: the checker kept in the sandbox did not answer (${e.message}); running ${sb.script}`);
+        return undefined;
+      });
+      if (checked) {
+        line(`sandbox kernel: ${checked.kernel}`);
+        const report = checked.output ? checked.output.split('\n') : [];
+        for (const l of report) line(l);
+        if (!checked.ok) throw new StepFailed(`sandbox: ${sb.name}`, 'found a syntax error', report);
+        line(`sandbox: passed in ${Date.now() - t0} ms (answered by the checker kept in the sandbox)`);
+        return;
+      }
+    }
     const proof = `(dmesg 2>/dev/null | head -n 1 | sed 's/^/sandbox kernel: /'); `;
     const own: string[] = [];
     const code = await this.pool.run({
-      project: t.project, name: t.name, image: toolchainTag(sb.toolchain), cwd: `${basename(work)}/src`, script: `${proof}${sb.script}`, signal,
+      ...at, script: `${proof}${sb.script}`,
       onLine: (l) => { own.push(l); if (own.length > 50) own.shift(); line(l); },
     });
     if (code !== 0) throw new StepFailed(`sandbox: ${sb.name}`, code === -1 ? 'stopped at the build time limit' : `exited ${code}`, own);

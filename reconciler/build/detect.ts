@@ -25,6 +25,8 @@ export interface Detected {
     name: string; toolchain: Toolchain; script: string;
     /** Whether the steps write into the context (installs, compiles): if not, the image can build meanwhile. */
     writes: boolean;
+    /** The step is only `node --check` of these files: the checker kept in the sandbox can answer it without a process start. */
+    syntax?: string[];
   };
 }
 
@@ -91,7 +93,10 @@ function nodeApp(dir: string): Detected {
   const install = deps ? `npm ${existsSync(join(dir, 'package-lock.json')) ? 'ci' : 'install'} --omit=dev --no-audit --no-fund && ` : '';
   return {
     method: 'node', why, dockerfile: '.mlink/Dockerfile', generated: text, toolchain: TOOLCHAINS.node,
-    sandbox: { name: `${deps ? 'npm install, then ' : ''}${check}`, toolchain: deps ? TOOLCHAINS.npm : TOOLCHAINS.node, script: `${install}${check}`, writes: deps },
+    sandbox: {
+      name: `${deps ? 'npm install, then ' : ''}${check}`, toolchain: deps ? TOOLCHAINS.npm : TOOLCHAINS.node, script: `${install}${check}`, writes: deps,
+      ...(!deps && entry ? { syntax: [entry] } : {}),
+    },
   };
 }
 

@@ -5,7 +5,11 @@ import { execFile } from 'node:child_process';
 import { LABEL, MANAGED_BY, type DesiredApp } from '../model.js';
 import { replicaMac } from './egress-rules.js';
 
-export interface Started { id: string; name: string; ip: string }
+export interface Started {
+  id: string; name: string; ip: string;
+  /** Where the start's time went, in ms (absent when the replica was running already). */
+  ms?: { create: number; start: number; address: number };
+}
 
 function statusOf(e: unknown): number | undefined {
   return (e as { statusCode?: number }).statusCode;
@@ -114,12 +118,14 @@ export async function startReplica(docker: Docker, r: ReplicaRequest): Promise<S
     if (statusOf(e) !== 404) throw e;
   }
   let container: Docker.Container;
+  const t0 = Date.now();
   try {
     container = await docker.createContainer(createOptions(r));
   } catch (e) {
     if (statusOf(e) !== 409) throw e;
     container = docker.getContainer(r.container); // a retry of this activity created it
   }
+  const t1 = Date.now();
   try {
     await container.start();
   } catch (e) {
@@ -128,9 +134,10 @@ export async function startReplica(docker: Docker, r: ReplicaRequest): Promise<S
       throw e;
     }
   }
+  const t2 = Date.now();
   const ip = await addressOf(docker, container.id, r.network);
   await forgetNeighbour(ip);
-  return { id: container.id, name: r.container, ip };
+  return { id: container.id, name: r.container, ip, ms: { create: t1 - t0, start: t2 - t1, address: Date.now() - t2 } };
 }
 
 /**

@@ -95,13 +95,14 @@ export function createActivities(deps: ActivityDeps) {
 
     async startReplica(input: { action: Of<'startReplica'>; commit: string }): Promise<containers.Started> {
       const a = input.action;
+      const t0 = Date.now();
       // Built images come from the private registry (a no-op on the host that built them).
       if (a.app.build) await ensurePulled(docker, a.app.image);
       const started = await containers.startReplica(docker, {
         cluster, commit: input.commit, app: a.app, replica: a.replica, container: a.container, network: a.network,
         secrets: await secretsFor(input.commit, a.app),
       });
-      log.info('replica running', { app: `${a.app.project}/${a.app.name}`, container: a.container, ip: started.ip });
+      log.info('replica running', { app: `${a.app.project}/${a.app.name}`, container: a.container, ip: started.ip, ms: { total: Date.now() - t0, ...started.ms } });
       return started;
     },
 

@@ -152,7 +152,7 @@ describe('builds from source, end to end', () => {
       const l = await live('api');
       return l.phase === 'BuildFailed' ? l : undefined;
     }, 60_000);
-    expect(failed.message).toMatch(/build failed at step "sandbox: node --check \\?"server\.js\\?"": exited 1; last log lines: .*SyntaxError/);
+    expect(failed.message).toMatch(/build failed at step "sandbox: node --check \\?"server\.js\\?"": found a syntax error; last log lines: server\.js:2 \| .*SyntaxError/);
     expect(failed.build).toMatchObject({ phase: 'Failed', step: 'sandbox: node --check "server.js"' });
     expect(await page('api')).toMatch(/^v1 from node/);
     const cli = await must('node', ['bin/mlink.js', 'logs', '--build', 'api'], { env: upEnv(up.home) });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { must, run } from '../../infra/proc.js';
+import { toolchainTag, type Toolchain } from '../../reconciler/build/detect.js';
 import { cfg } from './infra.js';
 
 export const WEB_IMAGE = 'mlink-test/web:3';
@@ -24,4 +25,19 @@ export async function ensureWebImage(): Promise<string> {
     rmSync(ctx, { recursive: true, force: true });
   }
   return WEB_IMAGE;
+}
+
+/** A toolchain base image as the builder makes it (Debian packages; once per host). */
+export async function ensureToolchainImage(tc: Toolchain): Promise<string> {
+  const tag = toolchainTag(tc);
+  if ((await run('docker', ['image', 'inspect', tag])).code === 0) return tag;
+  const ctx = mkdtempSync(join(tmpdir(), 'mlink-toolchain-'));
+  try {
+    writeFileSync(join(ctx, 'Dockerfile'), tc.dockerfile);
+    for (const [f, text] of Object.entries(tc.files ?? {})) writeFileSync(join(ctx, f), text);
+    await must('docker', ['build', '-q', '-t', tag, ctx], { env: { ...process.env, DOCKER_BUILDKIT: '0' } });
+  } finally {
+    rmSync(ctx, { recursive: true, force: true });
+  }
+  return tag;
 }
