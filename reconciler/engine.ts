@@ -12,6 +12,7 @@ import { startWorker, type WorkerHandle } from './temporal/worker.js';
 import { driftTimer, watchMain, type Stoppable } from './triggers.js';
 import type { Logger } from './util/log.js';
 import { Builder } from './build/builder.js';
+import { buildsOnCommit } from './build/early.js';
 import type { Limits } from './build/docker-steps.js';
 import { BuildRecords } from './build/records.js';
 import { SourceRepos } from './build/source-repo.js';
@@ -50,9 +51,10 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const log = opts.log.child({ cluster });
   const stops: Array<() => Promise<void>> = [];
   let worker: WorkerHandle | undefined;
+  let builder: Builder | undefined;
   try {
     if (opts.worker !== false) {
-      const builder = opts.build ? new Builder({
+      builder = opts.build ? new Builder({
         cluster, docker, log: log.child({ component: 'build' }),
         sources: new SourceRepos(opts.build.sourcesDir),
         records: new BuildRecords(opts.build.buildsDir),
@@ -60,8 +62,9 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         limits: { ...BUILD_LIMITS, ...opts.build.limits },
       }) : undefined;
       if (builder) {
-        await builder.removeLeftovers().catch((e: unknown) => log.warn('could not remove old build sandboxes', { error: e }));
-        stops.push(() => builder.close());
+        const b = builder;
+        await b.removeLeftovers().catch((e: unknown) => log.warn('could not remove old build sandboxes', { error: e }));
+        stops.push(() => b.close());
       }
       worker = await startWorker({
         address: opts.temporal.address,
@@ -87,8 +90,12 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         log.error('could not request a reconcile', { reason, error: e });
       }
     };
+    const early = builder ? buildsOnCommit({ store, cluster, builder, log }) : undefined;
     const triggers: Stoppable[] = [
-      watchMain(store.gitdir, () => void trigger('commit')),
+      watchMain(store.gitdir, () => {
+        early?.().catch((e: unknown) => log.warn('could not start the builds of a new commit', { error: e }));
+        void trigger('commit');
+      }),
       driftTimer(opts.driftSeconds, () => void (async () => {
         if (await client.endStuckRun().catch(() => false)) log.warn('ended a reconcile run that could not make progress; starting a fresh one');
         await trigger('drift');

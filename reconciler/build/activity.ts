@@ -1,7 +1,7 @@
 // The build as a Temporal activity, for workers on a host with the build role (the local
 // host in the embedded default). It heartbeats its progress; a step that fails on its
 // input becomes a non-retryable BuildFailed naming the step and the last log lines.
-import { ApplicationFailure, heartbeat } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Action } from '../plan/plan.js';
 import { BuildFailure, type BuildOutcome, type Builder } from './builder.js';
 
@@ -14,11 +14,13 @@ export function createBuildActivities(builder: Builder | undefined): { buildImag
         throw ApplicationFailure.create({ type: 'BuildFailed', nonRetryable: true, message: 'build failed at step "schedule": this worker has no build role (no builder configured)' });
       }
       let progress = 'starting';
-      const beat = setInterval(() => heartbeat(progress), 2000);
+      // This activity's context, taken now: progress may come from a build started with its commit, outside it.
+      const ctx = Context.current();
+      const beat = setInterval(() => ctx.heartbeat(progress), 2000);
       try {
         return await builder.build({ project: a.app.project, name: a.app.name, image: a.image, build: a.app.build }, (p) => {
           progress = p;
-          heartbeat(p);
+          ctx.heartbeat(p);
         });
       } catch (e) {
         if (e instanceof BuildFailure) {

@@ -59,6 +59,9 @@ const toolchainBuilds = new Map<string, Promise<void>>();
 export class Builder {
   private readonly pool: SandboxPool;
   private readonly pushes = new Map<string, Promise<void>>();
+  private readonly inflight = new Map<string, { outcome: Promise<BuildOutcome>; listeners: Set<(p: string) => void> }>();
+  /** Builds that just failed, for a minute: the pass that joins a build started with its commit gets its very failure. */
+  private readonly failed = new Map<string, BuildFailure>();
 
   constructor(private readonly deps: BuilderDeps) {
     this.pool = new SandboxPool({
@@ -71,14 +74,51 @@ export class Builder {
     await this.pool.removeLeftovers();
   }
 
-  /** Lets pushes in flight finish, then removes this worker's build sandboxes. */
+  /** Lets pushes in flight finish, then removes this worker's build sandboxes (a build still running fails). */
   async close(): Promise<void> {
     await Promise.all([...this.pushes.values()]);
     await this.pool.close();
   }
 
-  /** The image for `t`: reused when it exists here or in the registry, else built and pushed. */
-  async build(t: BuildTarget, onProgress: (p: string) => void = () => undefined): Promise<BuildOutcome> {
+  /**
+   * The image for `t`: reused when it exists here or in the registry, else built and
+   * pushed. A build of the same image already running (started when its commit landed,
+   * see `engine.ts`) is joined, not run twice; its progress reaches every caller.
+   */
+  build(t: BuildTarget, onProgress: (p: string) => void = () => undefined): Promise<BuildOutcome> {
+    const failure = this.failed.get(t.image);
+    if (failure) return Promise.reject(failure);
+    let running = this.inflight.get(t.image);
+    if (!running) {
+      const listeners = new Set<(p: string) => void>();
+      const tell = (p: string): void => {
+        for (const l of listeners) {
+          try { l(p); } catch (e) { this.deps.log.warn('a build progress listener failed', { image: t.image, error: e }); }
+        }
+      };
+      const outcome = this.buildOnce(t, tell)
+        .catch((e: unknown) => {
+          if (e instanceof BuildFailure) {
+            this.failed.set(t.image, e);
+            setTimeout(() => this.failed.delete(t.image), 60_000).unref();
+          }
+          throw e;
+        })
+        .finally(() => this.inflight.delete(t.image));
+      running = { outcome, listeners };
+      this.inflight.set(t.image, running);
+    }
+    const { outcome, listeners } = running;
+    listeners.add(onProgress);
+    return outcome.finally(() => listeners.delete(onProgress));
+  }
+
+  /** Whether this host has the image of `t` already (nothing to build). */
+  has(t: BuildTarget): Promise<boolean> {
+    return imageExists(this.deps.docker, t.image);
+  }
+
+  private async buildOnce(t: BuildTarget, onProgress: (p: string) => void): Promise<BuildOutcome> {
     const { docker, records } = this.deps;
     const t0 = Date.now();
     const { key } = t.build;
@@ -93,7 +133,7 @@ export class Builder {
       return { image: t.image, key, reused: true, method: prior?.method, durationMs: Date.now() - t0, note: `image reused, not rebuilt: pulled ${t.image} from the registry${builtBy}` };
     }
     if (prior?.phase === 'Failed' && prior.final) {
-      throw new BuildFailure(prior.step ?? 'unknown', `${prior.error ?? 'failed'} (this source failed before and is not rebuilt; change the source)`, records.tail(t.project, t.name, key, 8));
+      throw new BuildFailure(prior.step ?? 'unknown', `${prior.error ?? 'failed'} (this source failed before and is not rebuilt; change the source)`, prior.tail ?? records.tail(t.project, t.name, key, 8));
     }
     const rec = records.start({ key, project: t.project, name: t.name, image: t.image, commit: t.build.commit, path: t.build.path, steps: [...STEPS] });
     const controller = new AbortController();
@@ -118,9 +158,10 @@ export class Builder {
       const step = e instanceof StepFailed ? e.step : rec.step ?? 'unknown';
       const reason = (e as Error).message;
       line(`build failed at step "${step}": ${reason}`);
-      Object.assign(rec, { phase: 'Failed', step, error: reason, final, finishedAt: new Date().toISOString(), durationMs: Date.now() - t0 });
+      const tail = final ? (e as StepFailed).tail?.slice(-8) ?? records.tail(t.project, t.name, key, 8) : undefined;
+      Object.assign(rec, { phase: 'Failed', step, error: reason, final, tail, finishedAt: new Date().toISOString(), durationMs: Date.now() - t0 });
       records.save(rec);
-      if (final) throw new BuildFailure(step, reason, (e as StepFailed).tail?.slice(-8) ?? records.tail(t.project, t.name, key, 8));
+      if (final) throw new BuildFailure(step, reason, tail!);
       throw e;
     } finally {
       clearTimeout(timer);
@@ -216,7 +257,7 @@ export class Builder {
         const report = checked.output ? checked.output.split('\n') : [];
         for (const l of report) line(l);
         if (!checked.ok) throw new StepFailed(`sandbox: ${sb.name}`, 'found a syntax error', report);
-        line(`sandbox: passed in ${Date.now() - t0} ms (answered by the checker kept in the sandbox)`);
+        line(`sandbox: answered by the checker kept in the sandbox: passed in ${Date.now() - t0} ms`);
         return;
       }
     }

@@ -31,6 +31,8 @@ export interface BuildRecord {
   error?: string;
   /** A failure the same source would fail again (a step exited non-zero): not retried for this key. */
   final?: boolean;
+  /** The failed step's own last lines (other output can interleave with them in the log). */
+  tail?: string[];
 }
 
 export class BuildRecords {

@@ -1,0 +1,29 @@
+// Builds start when their commit lands on main, not when the reconcile pass gets to
+// them (~0.1 s later: signal, plan, child workflow, activity hand-off). The pass's
+// buildImage activity then joins the build already running (Builder.build runs one
+// build per image), so its result, failure and log are the same either way. Only on a
+// worker with the build role, for apps whose image this host does not have yet.
+import { loadDesired } from '../source/desired.js';
+import { MAIN, type StateStore } from '../state/store.js';
+import type { Logger } from '../util/log.js';
+import type { Builder } from './builder.js';
+
+export function buildsOnCommit(deps: { store: StateStore; cluster: string; builder: Builder; log: Logger }): () => Promise<void> {
+  const { store, cluster, builder, log } = deps;
+  let seen = '';
+  return async () => {
+    const commit = await store.resolve(MAIN);
+    if (!commit || commit === seen) return;
+    seen = commit;
+    // An invalid commit stalls the pass, which says why; nothing to build for it here.
+    const loaded = await loadDesired(store, commit, cluster).catch(() => undefined);
+    for (const app of loaded?.desired.apps ?? []) {
+      if (!app.build) continue;
+      const target = { project: app.project, name: app.name, image: app.image, build: app.build };
+      if (await builder.has(target)) continue;
+      log.debug('build started with its commit', { app: `${app.project}/${app.name}`, commit: commit.slice(0, 12), image: app.image });
+      // A failure is recorded with the build; the pass's activity reports it.
+      builder.build(target).catch(() => undefined);
+    }
+  };
+}
