@@ -93,7 +93,8 @@ export function diff(desired: DesiredState, live: LiveState): Diff {
   return {
     apps,
     networks: {
-      ensure: projects,
+      // Only networks that do not exist: every ensure is a local activity on a pass's way to its first container.
+      ensure: projects.filter((p) => !live.networks.some((n) => n.project === p)),
       remove: live.networks.filter((n) => !projects.includes(n.project)).map((n) => ({ name: n.name, project: n.project })),
     },
     egress: egressPolicy(desired, live),

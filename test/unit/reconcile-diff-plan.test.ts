@@ -33,6 +33,12 @@ describe('diff', () => {
     expect(d.apps).toEqual([{ kind: 'unchanged', app: app() }]);
   });
 
+  it('ensures only the project networks that do not exist', () => {
+    const d = diff(desired(app(), app({ project: 'shop', name: 'cart' })), live({ networks: [{ id: 'n1', name: 'mlink-c1-default', project: 'default' }] }));
+    expect(d.networks.ensure).toEqual(['shop']);
+    expect(d.networks.remove).toEqual([]);
+  });
+
   it('updates when the spec hash changed, naming old and new', () => {
     const d = diff(desired(app({ specHash: 'b'.repeat(64) })), live({ containers: [container()], routes: [route()] }));
     expect(d.apps[0]).toMatchObject({ kind: 'update', stale: [container()], reason: `spec changed (${'a'.repeat(10)} -> ${'b'.repeat(10)})` });
