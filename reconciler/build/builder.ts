@@ -54,6 +54,8 @@ export class BuildFailure extends Error {
 }
 
 const STEPS = ['source', 'detect', 'toolchain', 'sandbox', 'image'] as const;
+/** The tag an image builds under while its check still runs. */
+const UNCHECKED = '-unchecked';
 const toolchainBuilds = new Map<string, Promise<void>>();
 
 export class Builder {
@@ -72,6 +74,12 @@ export class Builder {
   /** Removes build sandboxes an earlier worker of this cluster left behind. */
   async removeLeftovers(): Promise<void> {
     await this.pool.removeLeftovers();
+    // Pending tags of builds that died with their worker: older than any build may run.
+    const images = await this.deps.docker.listImages({ filters: { reference: [`*/mlink/*/*:*${UNCHECKED}`] } });
+    const before = Date.now() / 1000 - (2 * this.deps.limits.timeoutMs) / 1000;
+    for (const img of images.filter((i) => i.Created < before)) {
+      for (const tag of (img.RepoTags ?? []).filter((r) => r.endsWith(UNCHECKED))) await untag(this.deps.docker, tag);
+    }
   }
 
   /** Lets pushes in flight finish, then removes this worker's build sandboxes (a build still running fails). */
@@ -226,7 +234,7 @@ export class Builder {
       await image(t.image);
     } else {
       // The check writes nothing the image copies: build meanwhile, and tag the image only once the check passed.
-      const pending = `${t.image}-unchecked`;
+      const pending = `${t.image}${UNCHECKED}`;
       stepTo(3, `${sb.name} (the image builds alongside)`);
       const stopImage = new AbortController();
       const checking = this.sandbox(t, sb, work, signal, line).catch((e: unknown) => { stopImage.abort(); throw e; });
