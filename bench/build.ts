@@ -6,18 +6,23 @@
 // container, health check and a Traefik route (the registry push runs after the build);
 // plain Docker's is build, run (a published port) and the first 200 on that port, once
 // with Docker's default runtime (runc) and once with runsc, the runtime ml.ink gives apps.
+// Warm runs start once the cold image reached the registry; the last one's build log
+// and Temporal history say where its time went.
 process.env.MLINK_LOG_LEVEL ??= 'warn';
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { must, run } from '../infra/proc.js';
+import { temporalAddress } from '../infra/config.js';
+import { reconcileWorkflowId } from '../reconciler/temporal/client.js';
 import { TOOLCHAINS, detect, toolchainTag } from '../reconciler/build/detect.js';
 import { cfg, viaTraefik } from '../test/support/infra.js';
 import { call, connectAgent, removeCluster, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
 
-const WARM_RUNS = 3;
+const WARM_RUNS = 5;
 // The same limits on both sides: ml.ink's default of 0.5 cpu would make node's start in
 // gVisor ~0.35 s slower than an unlimited plain container, which is not what is compared.
 const LIMITS = { cpu: 2, memoryMb: 256, pids: 256 };
@@ -43,14 +48,19 @@ function get(port: number): Promise<{ status: number; body: string }> {
   });
 }
 
-async function until200(probe: () => Promise<{ status: number; body: string }>, text: string, timeoutMs = 600_000): Promise<void> {
+async function until(test: () => Promise<boolean>, what: string, timeoutMs = 300_000, everyMs = 100): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = await probe().catch(() => ({ status: 0, body: '' }));
-    if (r.status === 200 && r.body.includes(text)) return;
-    if (Date.now() > deadline) throw new Error(`no 200 with ${JSON.stringify(text)} after ${timeoutMs} ms`);
-    await new Promise((res) => setTimeout(res, 20));
+  while (!(await test())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((res) => setTimeout(res, everyMs));
   }
+}
+
+function until200(probe: () => Promise<{ status: number; body: string }>, text: string): Promise<void> {
+  return until(async () => {
+    const r = await probe().catch(() => ({ status: 0, body: '' }));
+    return r.status === 200 && r.body.includes(text);
+  }, `a 200 with ${JSON.stringify(text)}`, 600_000, 20);
 }
 
 const secs = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
@@ -97,6 +107,34 @@ async function plain(ctx: string, dockerfile: string, files: Record<string, stri
   return built + (await runOnly(runtime, text));
 }
 
+/** Where the newest deploy's time went, from its child workflow's history: each activity, scheduled to completed, and when the child started. */
+async function lastDeploy(sinceMs: number): Promise<string> {
+  const connection = await Connection.connect({ address: temporalAddress(cfg) });
+  try {
+    const client = new Client({ connection });
+    let newest: { workflowId: string; startTime: Date } | undefined;
+    for await (const w of client.workflow.list({ query: `WorkflowId STARTS_WITH "${reconcileWorkflowId(cluster)}/"` })) {
+      if (!newest || w.startTime > newest.startTime) newest = w;
+    }
+    if (!newest) return 'no deploy found';
+    const history = await client.workflow.getHandle(newest.workflowId).fetchHistory();
+    const at = (e: { eventTime?: { seconds?: unknown; nanos?: number | null } | null }): number => Number(e.eventTime?.seconds ?? 0) * 1000 + Math.round((e.eventTime?.nanos ?? 0) / 1e6);
+    const scheduled = new Map<string, { name: string; t: number }>();
+    const parts: string[] = [];
+    for (const e of history.events ?? []) {
+      const s = e.activityTaskScheduledEventAttributes;
+      if (s) scheduled.set(String(e.eventId), { name: s.activityType?.name ?? '?', t: at(e) });
+      const c = e.activityTaskCompletedEventAttributes;
+      const from = c && scheduled.get(String(c.scheduledEventId));
+      if (from) parts.push(`${from.name} ${at(e) - from.t} ms (at +${from.t - sinceMs} ms)`);
+    }
+    const first = history.events?.[0];
+    return `child workflow started at +${first ? at(first) - sinceMs : '?'} ms after the update_app call began; ${parts.join(', ')}`;
+  } finally {
+    await connection.close();
+  }
+}
+
 async function main(): Promise<void> {
   const ctx = mkdtempSync(join(tmpdir(), 'mlink-bench-ctx-'));
   const up = await startUp({ cluster, drift: 30, args: ['--git-port', '0'] });
@@ -118,11 +156,14 @@ async function main(): Promise<void> {
     const mlinkCold = Date.now() - t0;
     const { live } = await call<{ live: { build?: { dockerfile?: string } } }>(agent, 'get_app', { name: 'bench' });
     if (live.build?.dockerfile !== dockerfile) throw new Error('ml.ink built another Dockerfile than the one plain docker builds');
+    // The cold image (toolchain layers and all) goes to the registry after the build; warm runs start once it is in.
+    await until(async () => !!(await call<{ live: { build?: { pushed_at?: string } } }>(agent, 'get_app', { name: 'bench' })).live.build?.pushed_at, 'the cold image to reach the registry');
 
     const mlinkWarm: number[] = [];
     const plainWarm: number[] = [];
     const plainWarmRunsc: number[] = [];
     let steps: string[] = [];
+    let deploy = '';
     const callMs: number[] = [];
     for (let i = 1; i <= WARM_RUNS; i++) {
       process.stderr.write(`warm run ${i}/${WARM_RUNS}...\n`);
@@ -131,6 +172,7 @@ async function main(): Promise<void> {
       callMs.push(Date.now() - t0);
       await until200(viaEdge, `line ${i}\n`);
       mlinkWarm.push(Date.now() - t0);
+      deploy = await lastDeploy(t0);
       // Where a build's time went, from its own log.
       const log = await call<{ lines: string[] }>(agent, 'app_logs', { name: 'bench', kind: 'build' });
       steps = log.lines.filter((l) => / in \d+ ms$|^built /.test(l));
@@ -155,6 +197,7 @@ async function main(): Promise<void> {
     process.stdout.write(`  update_app call (files committed to the source repo, manifest to the state repo): ${callMs.join(', ')} ms\n`);
     process.stdout.write(`  docker run --runtime runsc of the built image -> 200, no build (gVisor's floor): median ${secs(median(floor))}\n`);
     process.stdout.write(`  last warm build, from its log: ${steps.join('; ')}\n`);
+    process.stdout.write(`  last warm deploy, from its Temporal history: ${deploy}\n`);
     process.stdout.write(`  warm ratio ml.ink / plain docker (runc):  ${(mw / pw).toFixed(2)}x (goal: at most 1.5x)\n`);
     process.stdout.write(`  warm ratio ml.ink / plain docker (runsc): ${(mw / pws).toFixed(2)}x (goal: at most 1.5x)\n`);
   } finally {

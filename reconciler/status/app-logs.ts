@@ -15,6 +15,8 @@ export interface BuildSummary {
   commit: string;
   started_at: string;
   duration_ms?: number;
+  /** When the image reached the private registry, where other hosts pull it (the push follows the build). */
+  pushed_at?: string;
   error?: string;
   /** The Dockerfile that was built: the app's own, or the one ml.ink generated. */
   dockerfile?: string;
@@ -39,6 +41,7 @@ export function buildSummary(records: BuildRecords, project: string, name: strin
     commit: r.commit,
     started_at: r.startedAt,
     ...(r.durationMs !== undefined ? { duration_ms: r.durationMs } : {}),
+    ...(r.pushedAt ? { pushed_at: r.pushedAt } : {}),
     ...(r.error ? { error: r.error } : {}),
     ...(r.dockerfile ? { dockerfile: r.dockerfile } : {}),
     last_lines: records.tail(project, name, r.key, r.phase === 'Failed' ? 8 : 3),
