@@ -63,7 +63,7 @@ export function createActivities(deps: ActivityDeps) {
     return out;
   }
 
-  return {
+  const activities = {
     ...createBuildActivities(deps.builder),
 
     /**
@@ -93,6 +93,16 @@ export function createActivities(deps: ActivityDeps) {
       await containers.ensureNetwork(docker, cluster, a.project, a.network);
     },
 
+    /** A rollout's consecutive startReplica, waitHealthy and writeRoute actions, in order, in one activity (see workflows.ts). */
+    async rollOut(input: { actions: Action[]; commit: string }): Promise<void> {
+      for (const a of input.actions) {
+        if (a.type === 'startReplica') await activities.startReplica({ action: a, commit: input.commit });
+        else if (a.type === 'waitHealthy') await activities.waitHealthy(a);
+        else if (a.type === 'writeRoute') await activities.writeRoute(a);
+        else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
+      }
+    },
+
     async startReplica(input: { action: Of<'startReplica'>; commit: string }): Promise<containers.Started> {
       const a = input.action;
       const t0 = Date.now();
@@ -116,7 +126,8 @@ export function createActivities(deps: ActivityDeps) {
         try {
           await containers.waitHealthy(`http://${ip}:${a.app.port}${a.app.health.path}`, a.app.health, async () => {
             const info = await docker.getContainer(name).inspect().catch(() => undefined);
-            return !!info?.State.Running;
+            // A restart means its process exited: Docker's restart policy would hide a crash loop for the whole window.
+            return !!info?.State.Running && !info.State.Restarting && !info.RestartCount;
           }, () => heartbeat());
         } catch (e) {
           const logs = await containers.containerLogsTail(docker, name);
@@ -166,6 +177,7 @@ export function createActivities(deps: ActivityDeps) {
       log.info('reconciled', { commit: record.commit.slice(0, 12), phase: record.phase, resources: record.resources.length });
     },
   };
+  return activities;
 }
 
 export type Activities = ReturnType<typeof createActivities>;

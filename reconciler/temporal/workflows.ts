@@ -27,17 +27,21 @@ const retry = { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval
 const io = proxyActivities<Activities>({ startToCloseTimeout: '2 minutes', heartbeatTimeout: '5 seconds', retry });
 // Quick reads and idempotent checks run as local activities, inside the workflow task.
 const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 seconds', retry });
-const health = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '5 seconds', retry: { ...retry, maximumAttempts: 2 } });
+// Start, health check and route switch as one activity: each hand-off between activities
+// costs a workflow task (30-40 ms on a busy 2-core host), and each of the three is
+// idempotent, so a retry of the whole after a crash redoes nothing twice.
+const rollouts = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '5 seconds', retry });
+
+/** The actions `rollOut` runs together, in plan order. */
+const ROLLOUT = new Set<Action['type']>(['startReplica', 'waitHealthy', 'writeRoute']);
 // Builds heartbeat their progress; a step that fails on its input (BuildFailed) is not retried.
 const builds = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds', retry: { ...retry, maximumAttempts: 3 } });
 
-async function run(action: Action, commit: string, started: string[], notes: string[] = []): Promise<void> {
+async function run(action: Action, commit: string, notes: string[] = []): Promise<void> {
   switch (action.type) {
     case 'buildImage': notes.push((await builds.buildImage(action)).note); return;
     case 'ensureNetwork': return local.ensureNetwork(action);
-    case 'startReplica': started.push((await io.startReplica({ action, commit })).name); return;
-    case 'waitHealthy': return health.waitHealthy(action);
-    case 'writeRoute': return io.writeRoute(action);
+    case 'startReplica': case 'waitHealthy': case 'writeRoute': return rollouts.rollOut({ actions: [action], commit });
     case 'drain': return sleep(action.ms);
     case 'removeContainer': return io.removeContainer(action);
     case 'removeRoute': return io.removeRoute(action);
@@ -63,8 +67,18 @@ export async function applyResourceWorkflow(input: { resource: ResourcePlan; com
     for (let i = 0; i < actions.length; i++) {
       const action = actions[i]!;
       if (action.type === 'drain') return { notes, retire: actions.slice(i) };
-      await run(action, input.commit, started, notes);
-      if (action.type === 'writeRoute') routed.done = true;
+      if (ROLLOUT.has(action.type)) {
+        let end = i;
+        while (end < actions.length && ROLLOUT.has(actions[end]!.type)) end++;
+        const batch = actions.slice(i, end);
+        // Named before they start: a rollback removes whatever of them the activity got to start.
+        for (const a of batch) if (a.type === 'startReplica') started.push(a.container);
+        await rollouts.rollOut({ actions: batch, commit: input.commit });
+        if (batch.some((a) => a.type === 'writeRoute')) routed.done = true;
+        i = end - 1;
+        continue;
+      }
+      await run(action, input.commit, notes);
     }
     return { notes, retire: [] };
   } catch (err) {
@@ -174,7 +188,7 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
   }
   const p = snap.plan;
   await retirements.claim(p.resources);
-  for (const a of p.prepare) await run(a, commit, []);
+  for (const a of p.prepare) await run(a, commit);
   const info = workflowInfo();
   const resources: ResourceStatus[] = await Promise.all(p.resources.map(async (r): Promise<ResourceStatus> => {
     const id = { kind: 'App' as const, project: r.project, name: r.name, change: r.change };
@@ -193,7 +207,7 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
   }));
   for (const a of p.cleanup) {
     try {
-      await run(a, commit, []);
+      await run(a, commit);
     } catch (err) {
       resources.push({ kind: 'App', project: '-', name: a.type, change: 'remove', result: 'failed', phase: 'PruneFailed', message: failureMessage(err).message });
     }

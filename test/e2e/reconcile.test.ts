@@ -71,7 +71,7 @@ describe('mlink up, end to end', () => {
     // no workflow history (what the reconciler ran, with its inputs) ever saw it
     expect(await must('docker', ['exec', c!.Id, 'env'])).toContain(`API_TOKEN=${secret}`);
     const histories = await must('sh', ['-c', `for w in $(${cfg.temporal.binary} workflow list --address ${temporalAddress(cfg)} --query "WorkflowId STARTS_WITH 'mlink-reconcile-${cluster}'" -o json | grep -o '"workflowId": *"[^"]*"' | cut -d'"' -f4 | sort -u); do ${cfg.temporal.binary} workflow show --address ${temporalAddress(cfg)} -w "$w" -o json; done`]);
-    expect(histories).toContain('startReplica');
+    expect(histories).toContain('rollOut'); // the activity that starts the container with its secret
     expect(histories).not.toContain(secret);
     const status = await call<{ live: { known: boolean; phase?: string; url?: string } }>(agent, 'get_app', { name: 'web' });
     expect(status.live).toMatchObject({ known: true, phase: 'Running', url: `http://web.default.localhost:${cfg.traefik.webPort}/`, appliedCommit: createCommit });
@@ -122,6 +122,33 @@ describe('mlink up, end to end', () => {
     expect(healed.Labels[LABEL.commit]).toBe(updateCommit);
     expect((await bystander.inspect()).State.Running).toBe(true);
   }, 60_000);
+
+  it('rolls back a version that never gets healthy: the old one keeps serving, no container is left behind', async () => {
+    await call(agent, 'create_app', { name: 'sick', source: { image }, port: 8080, env: { GREETING: 'well' } });
+    try {
+      expect(await eventually('sick serves', () => page('sick'), 20_000)).toMatch(/^well from /);
+      const [well] = await appContainers('sick');
+      // busybox's sh exits at once without a terminal: the new version never answers
+      await call(agent, 'update_app', { name: 'sick', source: { image: cfg.images.busybox } });
+      const failed = await eventually('get_app says HealthCheckFailed', async () => {
+        const { live } = await call<{ live: { phase?: string; message?: string } }>(agent, 'get_app', { name: 'sick' });
+        return live.phase === 'HealthCheckFailed' ? live : undefined;
+      }, 30_000);
+      expect(failed.message).toMatch(/last error \(HealthCheckFailed\): mlink-\S+-default-sick-\S+: container exited before http:\/\/[\d.]+:8080\/ answered/);
+      // Drift passes try the new version again and again; through all of it the old one
+      // serves, and never more than one try is alive beside it (each is removed when it fails).
+      for (let i = 0; i < 30; i++) {
+        expect(await page('sick')).toMatch(/^well from /);
+        const list = await appContainers('sick');
+        expect(list.map((c) => c.Id)).toContain(well!.Id);
+        expect(list.length).toBeLessThanOrEqual(2);
+        await new Promise((r) => setTimeout(r, 150));
+      }
+    } finally {
+      await call(agent, 'delete_app', { name: 'sick' });
+    }
+    await eventually('sick is gone', async () => ((await appContainers('sick')).length === 0 && !routeFiles().some((f) => f.includes('--sick')) ? true : undefined), 30_000);
+  }, 90_000);
 
   it('keeps serving an earlier version an agent goes back to while it still drains', async () => {
     // B replaces A; A's container drains (1 s) beside the next pass. Going back to A at
