@@ -91,7 +91,7 @@ export class Builder {
   /**
    * The image for `t`: reused when it exists here or in the registry, else built and
    * pushed. A build of the same image already running (started when its commit landed,
-   * see `engine.ts`) is joined, not run twice; its progress reaches every caller.
+   * see early.ts) is joined, not run twice; its progress reaches every caller.
    */
   build(t: BuildTarget, onProgress: (p: string) => void = () => undefined): Promise<BuildOutcome> {
     const failure = this.failed.get(t.image);
