@@ -100,12 +100,11 @@ export class SandboxPool {
     clearTimeout(box.idle);
     const kill = (): void => { void this.discard(key, box); };
     step.signal.addEventListener('abort', kill);
-    let gone = false;
     try {
       return await fn(box);
     } catch (e) {
-      gone = !retried && !step.signal.aborted && !(await box.container.inspect().then((i) => i.State.Running, () => false));
-      if (!gone) throw e;
+      const running = await box.container.inspect().then((i) => i.State.Running, () => false);
+      if (retried || step.signal.aborted || running) throw e;
     } finally {
       step.signal.removeEventListener('abort', kill);
       box.busy--;
