@@ -1,6 +1,8 @@
 // bench:deploy: how long from an agent's create_app call to the app's first HTTP 200
 // through Traefik, beside a bare `docker run` of the same image to its first 200 in the
-// same run; then the time of a no-op reconcile pass with 200 apps running.
+// same run; then the time of a no-op reconcile pass with 200 apps running, and of a route
+// switch with those routes loaded, beside the same switch without Traefik's default
+// certificate (which setup provides: without it Traefik makes a new key on every change).
 //
 //   npm run bench:deploy [-- --apps 10 --idle-apps 200]
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +15,10 @@ import { parseDocument } from 'yaml';
 import { infraConfig, temporalAddress } from '../infra/config.js';
 import { must, run } from '../infra/proc.js';
 import { runSetup } from '../infra/setup/index.js';
+import { writeDefaultCertificate } from '../infra/setup/services.js';
 import { ReconcilerClient } from '../reconciler/temporal/client.js';
+import { renderRoute } from '../reconciler/edge/route.js';
+import { removeRouteFile, writeRouteFile } from '../reconciler/edge/traefik.js';
 import { LABEL } from '../reconciler/model.js';
 import { ensureWebImage } from '../test/support/images.js';
 import { call, connectAgent, removeCluster, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
@@ -85,6 +90,26 @@ async function lastPassBreakdown(cluster: string): Promise<string> {
   return tail.map((e) => `+${Date.parse(e.eventTime) - t0}ms ${e.eventType.replace('EVENT_TYPE_', '').toLowerCase()}${e.activityTaskScheduledEventAttributes ? `(${e.activityTaskScheduledEventAttributes.activityType.name})` : ''}`).join(', ');
 }
 
+/** A route file rewritten with another server, ten times, until Traefik's API shows it: what every deploy's switch waits for. */
+async function routeSwitches(): Promise<number[]> {
+  const edge = { routesDir: cfg.traefik.routesDir, api: `http://${cfg.traefik.host}:${cfg.traefik.apiPort}` };
+  const file = `bench-switch-${process.pid}.yaml`;
+  const router = `bench-switch-${process.pid}`;
+  const out: number[] = [];
+  try {
+    for (let i = 1; i <= 10; i++) {
+      const server = `http://10.255.0.${i}:8080`;
+      const t0 = performance.now();
+      await writeRouteFile(edge, file, router, renderRoute({ cluster: 'bench', project: 'bench', name: 'switch', specHash: 'b'.repeat(64), router, hosts: ['switch.bench.localhost'], servers: [server] }), [server]);
+      out.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await removeRouteFile(edge, file, router);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   await runSetup({ cfg, skipDebian: true, out: () => undefined });
   const image = await ensureWebImage();
@@ -148,6 +173,15 @@ async function main(): Promise<void> {
     await client.close();
     process.stdout.write(`where the last no-op pass spent its time: ${await lastPassBreakdown(cluster)}\n`);
     process.stdout.write(`no-op reconcile with ${IDLE} apps running      p50 ${ms(pct(passes, 50))}   max ${ms(Math.max(...passes))}   (goal: <= 1000 ms)\n`);
+    process.stdout.write(`${line(`route switch, ${IDLE} routes loaded`, await routeSwitches())}   (a route file rewritten -> Traefik's API shows the new server)\n`);
+    // The reference: the same without the default certificate setup gives Traefik (it then makes a key on every change).
+    const certFile = writeDefaultCertificate(cfg);
+    rmSync(certFile);
+    try {
+      process.stdout.write(`${line('  the same, Traefik without a default cert', await routeSwitches())}\n`);
+    } finally {
+      writeDefaultCertificate(cfg);
+    }
   } finally {
     await agent.close().catch(() => undefined);
     await stopUp(up);
