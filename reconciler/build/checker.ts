@@ -100,6 +100,11 @@ export class Checker {
 
   get alive(): boolean { return !this.stopped; }
 
+  /** Ends the exec: Docker keeps its connection open even once the sandbox is gone, and an open connection keeps the worker's process alive. */
+  close(): void {
+    this.stop(new Error('the build sandbox was removed'));
+  }
+
   private answer(line: string): void {
     let a: { id?: number; ok?: boolean; output?: string; kernel?: string };
     try { a = JSON.parse(line) as typeof a; } catch { return; }

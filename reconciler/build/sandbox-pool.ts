@@ -196,6 +196,7 @@ export class SandboxPool {
     const current = this.sandboxes.get(key);
     if (current && (await current.catch(() => undefined)) === box) this.sandboxes.delete(key);
     clearTimeout(box.idle);
+    void box.checker?.then((c) => c.close(), () => undefined);
     await box.container.remove({ force: true }).catch(() => undefined);
   }
 }

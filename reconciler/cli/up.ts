@@ -81,6 +81,11 @@ export async function run(argv: string[]): Promise<number> {
     await server.close();
     await gitServer.close();
     await engine.stop();
+    // All is stopped; a connection some library still holds (once, a Docker socket) must not keep Ctrl-C from ending it.
+    setTimeout(() => {
+      log.warn('exiting: something still held the process open 2 s after everything stopped');
+      process.exit(process.exitCode ?? 0);
+    }, 2000).unref();
     return 0;
   } catch (e) {
     process.stderr.write(`mlink up: ${(e as Error).message}\n`);

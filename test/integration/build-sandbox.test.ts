@@ -3,7 +3,9 @@
 // ES modules, the gVisor kernel named, and a sandbox removed from outside replaced.
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
 import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TOOLCHAINS } from '../../reconciler/build/detect.js';
 import { SandboxPool } from '../../reconciler/build/sandbox-pool.js';
@@ -70,6 +72,30 @@ describe('the build sandbox\'s syntax checker', () => {
     expect(r.ok).toBe(false);
     expect(r.output).toMatch(/bad\.mjs:2\n[\s\S]*SyntaxError/);
     expect(r.output).toMatch(/esm\/bad\.js:2\n[\s\S]*SyntaxError/);
+  }, 60_000);
+
+  it('lets a worker\'s process exit once the pool is closed: no exec connection to Docker stays open', async () => {
+    // A process of its own, as a worker stopping on Ctrl-C: check once, close, and it must end by itself.
+    const script = join(root, 'close.mts');
+    writeFileSync(script, [
+      `import { docker } from ${JSON.stringify(fileURLToPath(new URL('../support/infra.ts', import.meta.url)))};`,
+      `import { SandboxPool } from ${JSON.stringify(fileURLToPath(new URL('../../reconciler/build/sandbox-pool.ts', import.meta.url)))};`,
+      `const pool = new SandboxPool({ docker, cluster: ${JSON.stringify(`${runId}x`)}, runtime: 'runsc', limits: { cpu: 1, memoryMb: 256, timeoutMs: 60000 }, root: ${JSON.stringify(join(root, 'x'))} });`,
+      `const cwd = (await import('node:fs')).mkdtempSync(pool.dirOf('default', 'api') + '/context-');`,
+      `(await import('node:fs')).writeFileSync(cwd + '/ok.js', 'module.exports = 1;\\n');`,
+      `const r = await pool.checkSyntax({ project: 'default', name: 'api', image: ${JSON.stringify(image)}, cwd: cwd.split('/').pop(), signal: new AbortController().signal }, ['ok.js']);`,
+      `console.log('checked', r.ok);`,
+      `await pool.close();`,
+    ].join('\n'));
+    const child = spawn('node', ['--import', 'tsx', script], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { out += d; });
+    const code = await new Promise<number | null>((resolve) => {
+      const timer = setTimeout(() => { child.kill('SIGKILL'); resolve(-1); }, 30_000);
+      child.once('exit', (c) => { clearTimeout(timer); resolve(c); });
+    });
+    expect(out).toContain('checked true');
+    expect(code).toBe(0); // -1: still running 30 s after close()
   }, 60_000);
 
   it('keeps one sandbox and one checker across checks, and replaces a sandbox removed from outside', async () => {
