@@ -8,7 +8,7 @@ import { renderRoute } from '../edge/route.js';
 import { removeRouteFile, writeRouteFile, type Edge } from '../edge/traefik.js';
 import * as containers from '../hosts/containers.js';
 import * as egress from '../hosts/egress.js';
-import { routerOfFile } from '../model.js';
+import { networkName, routerOfFile } from '../model.js';
 import { observe } from '../observe/live.js';
 import { diff } from '../diff/diff.js';
 import { plan, type Action, type Plan } from '../plan/plan.js';
@@ -63,7 +63,52 @@ export function createActivities(deps: ActivityDeps) {
     return out;
   }
 
-  const activities = {
+  // A rollout's steps: run by the rollOut activity, one after the other (see workflows.ts).
+  async function startReplica(input: { action: Of<'startReplica'>; commit: string }): Promise<containers.Started> {
+    const a = input.action;
+    const t0 = Date.now();
+    // Built images come from the private registry (a no-op on the host that built them).
+    if (a.app.build) await ensurePulled(docker, a.app.image);
+    const started = await containers.startReplica(docker, {
+      cluster, commit: input.commit, app: a.app, replica: a.replica, container: a.container, network: a.network,
+      secrets: await secretsFor(input.commit, a.app),
+    });
+    log.info('replica running', { app: `${a.app.project}/${a.app.name}`, container: a.container, ip: started.ip, ms: { total: Date.now() - t0, ...started.ms } });
+    return started;
+  }
+
+  async function waitHealthy(a: Of<'waitHealthy'>): Promise<void> {
+    const network = networkName(cluster, a.app.project);
+    const ips = await containers.containerAddresses(docker, a.containers, network);
+    const missing = a.containers.filter((_, i) => !ips[i]);
+    if (missing.length) throw new Error(`${missing.join(', ')} has no address on ${network} (not running?)`);
+    await Promise.all(ips.map(async (ip, i) => {
+      const name = a.containers[i]!;
+      try {
+        await containers.waitHealthy(`http://${ip}:${a.app.port}${a.app.health.path}`, a.app.health, async () => {
+          const info = await docker.getContainer(name).inspect().catch(() => undefined);
+          // A restart means its process exited: Docker's restart policy would hide a crash loop for the whole window.
+          return !!info?.State.Running && !info.State.Restarting && !info.RestartCount;
+        }, () => heartbeat());
+      } catch (e) {
+        const logs = await containers.containerLogsTail(docker, name);
+        throw ApplicationFailure.create({
+          type: 'HealthCheckFailed', nonRetryable: true,
+          message: `${name}: ${(e as Error).message}${logs ? `; last log lines: ${logs.split('\n').slice(-5).join(' | ')}` : ''}`,
+        });
+      }
+    }));
+  }
+
+  async function writeRoute(a: Of<'writeRoute'>): Promise<void> {
+    const network = networkName(cluster, a.app.project);
+    const servers = (await containers.containerAddresses(docker, a.containers, network)).map((ip) => `http://${ip}:${a.app.port}`);
+    if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} has no address on ${network}`);
+    const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, hosts: a.app.hosts, servers });
+    await writeRouteFile(edge, a.file, a.router, content, servers, () => heartbeat());
+  }
+
+  return {
     ...createBuildActivities(deps.builder),
 
     /**
@@ -96,55 +141,11 @@ export function createActivities(deps: ActivityDeps) {
     /** A rollout's consecutive startReplica, waitHealthy and writeRoute actions, in order, in one activity (see workflows.ts). */
     async rollOut(input: { actions: Action[]; commit: string }): Promise<void> {
       for (const a of input.actions) {
-        if (a.type === 'startReplica') await activities.startReplica({ action: a, commit: input.commit });
-        else if (a.type === 'waitHealthy') await activities.waitHealthy(a);
-        else if (a.type === 'writeRoute') await activities.writeRoute(a);
+        if (a.type === 'startReplica') await startReplica({ action: a, commit: input.commit });
+        else if (a.type === 'waitHealthy') await waitHealthy(a);
+        else if (a.type === 'writeRoute') await writeRoute(a);
         else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
       }
-    },
-
-    async startReplica(input: { action: Of<'startReplica'>; commit: string }): Promise<containers.Started> {
-      const a = input.action;
-      const t0 = Date.now();
-      // Built images come from the private registry (a no-op on the host that built them).
-      if (a.app.build) await ensurePulled(docker, a.app.image);
-      const started = await containers.startReplica(docker, {
-        cluster, commit: input.commit, app: a.app, replica: a.replica, container: a.container, network: a.network,
-        secrets: await secretsFor(input.commit, a.app),
-      });
-      log.info('replica running', { app: `${a.app.project}/${a.app.name}`, container: a.container, ip: started.ip, ms: { total: Date.now() - t0, ...started.ms } });
-      return started;
-    },
-
-    async waitHealthy(a: Of<'waitHealthy'>): Promise<void> {
-      const network = `mlink-${cluster}-${a.app.project}`;
-      const ips = await containers.containerAddresses(docker, a.containers, network);
-      const missing = a.containers.filter((_, i) => !ips[i]);
-      if (missing.length) throw new Error(`${missing.join(', ')} has no address on ${network} (not running?)`);
-      await Promise.all(ips.map(async (ip, i) => {
-        const name = a.containers[i]!;
-        try {
-          await containers.waitHealthy(`http://${ip}:${a.app.port}${a.app.health.path}`, a.app.health, async () => {
-            const info = await docker.getContainer(name).inspect().catch(() => undefined);
-            // A restart means its process exited: Docker's restart policy would hide a crash loop for the whole window.
-            return !!info?.State.Running && !info.State.Restarting && !info.RestartCount;
-          }, () => heartbeat());
-        } catch (e) {
-          const logs = await containers.containerLogsTail(docker, name);
-          throw ApplicationFailure.create({
-            type: 'HealthCheckFailed', nonRetryable: true,
-            message: `${name}: ${(e as Error).message}${logs ? `; last log lines: ${logs.split('\n').slice(-5).join(' | ')}` : ''}`,
-          });
-        }
-      }));
-    },
-
-    async writeRoute(a: Of<'writeRoute'>): Promise<void> {
-      const network = `mlink-${cluster}-${a.app.project}`;
-      const servers = (await containers.containerAddresses(docker, a.containers, network)).map((ip) => `http://${ip}:${a.app.port}`);
-      if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} has no address on ${network}`);
-      const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, hosts: a.app.hosts, servers });
-      await writeRouteFile(edge, a.file, a.router, content, servers, () => heartbeat());
     },
 
     async removeContainer(a: Of<'removeContainer'>): Promise<void> {
@@ -177,7 +178,6 @@ export function createActivities(deps: ActivityDeps) {
       log.info('reconciled', { commit: record.commit.slice(0, 12), phase: record.phase, resources: record.resources.length });
     },
   };
-  return activities;
 }
 
 export type Activities = ReturnType<typeof createActivities>;
