@@ -68,7 +68,7 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 
 /** No build cache: the toolchain image and every image built on it (the classic builder's cache is those images' layers). */
 async function removeToolchain(): Promise<void> {
-  await run('sh', ['-c', `docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '/mlink/default/bench:|^mlink-bench/' | xargs -r docker rmi -f`]);
+  await run('sh', ['-c', `docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '/mlink/default/bench:|^mlink-bench/|^mlink-prefix/' | xargs -r docker rmi -f`]);
   const id = (await run('docker', ['image', 'inspect', '--format', '{{.Id}}', toolchainTag(TOOLCHAINS.node)])).stdout.trim();
   await run('docker', ['rmi', '-f', toolchainTag(TOOLCHAINS.node)]);
   // Other images built on it keep its layers, and the classic builder finds them again.
@@ -204,7 +204,7 @@ async function main(): Promise<void> {
     await agent.close().catch(() => undefined);
     await stopUp(up);
     await removeCluster(cluster);
-    await run('sh', ['-c', `docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '/mlink/default/bench:|^mlink-bench/' | xargs -r docker rmi -f`]);
+    await run('sh', ['-c', `docker images --format '{{.Repository}}:{{.Tag}}' | grep -E '/mlink/default/bench:|^mlink-bench/|^mlink-prefix/' | xargs -r docker rmi -f`]);
     removeHome(up);
     rmSync(ctx, { recursive: true, force: true });
   }

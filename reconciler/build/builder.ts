@@ -14,6 +14,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { BuildSpec } from '../model.js';
 import type { Logger } from '../util/log.js';
+import { assembly, layerSize, loadAssembled, OWN_IGNORE, writeLayer } from './assemble.js';
 import { detect, onPath, toolchainTag, type Detected, type Toolchain } from './detect.js';
 import { dockerBuild, ensurePulled, imageExists, push, registryHas, retag, StepFailed, tarContext, untag, type Limits } from './docker-steps.js';
 import { BuildRecords, type BuildRecord } from './records.js';
@@ -205,7 +206,7 @@ export class Builder {
     if (d.generated) {
       mkdirSync(join(ctx, '.mlink'), { recursive: true });
       writeFileSync(join(ctx, d.dockerfile), d.generated);
-      appendFileSync(join(ctx, '.dockerignore'), '\n.mlink/Dockerfile\n');
+      appendFileSync(join(ctx, '.dockerignore'), `\n${OWN_IGNORE}\n`);
       for (const l of d.generated.trimEnd().split('\n')) line(`Dockerfile: ${l}`);
     }
     const dockerfileText = d.generated ?? (existsSync(join(ctx, 'Dockerfile')) ? readFileSync(join(ctx, 'Dockerfile'), 'utf8') : '');
@@ -217,8 +218,20 @@ export class Builder {
       await this.toolchain(tc, line, signal);
     }
 
+    // ml.ink's own Dockerfiles end in `COPY . <WORKDIR>`: that layer is written directly onto a cached prefix image (assemble.ts).
+    const asm = d.generated ? assembly(d.generated, ctx) : undefined;
+    if (asm && 'not' in asm) line(`image: the classic builder builds it: ${asm.not}`);
     const image = async (tag: string, stop = signal): Promise<void> => {
       const t0 = Date.now();
+      if (asm && !('not' in asm)) {
+        stepTo(4, `COPY . ${asm.dest}: layer written by ml.ink onto the prefix image`);
+        const layer = await writeLayer(ctx, asm.dest, join(work, 'layer.tar'), stop).catch((e: Error) => {
+          throw new StepFailed('image: COPY', stop.aborted ? 'stopped' : e.message);
+        });
+        const p = await loadAssembled(docker, asm, layer, tag, { limits, signal: stop, onLine: line });
+        line(`image: assembled onto ${p.prefixTag} (the instructions above COPY; ${p.prefixBuilt ? 'built now by the classic builder' : 'cached'}), COPY layer of ${layerSize(layer)} written by ml.ink, in ${Date.now() - t0} ms`);
+        return;
+      }
       await dockerBuild(docker, tarContext(ctx), { tag, dockerfile: d.dockerfile, limits, signal: stop, onLine: line, onStep: (s) => stepTo(4, s) });
       line(`image: built in ${Date.now() - t0} ms`);
     };
