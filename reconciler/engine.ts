@@ -9,7 +9,8 @@ import { StateStore } from './state/store.js';
 import { createLiveState } from './status/live-state.js';
 import { ReconcilerClient } from './temporal/client.js';
 import { startWorker, type WorkerHandle } from './temporal/worker.js';
-import { driftTimer, watchMain, type Stoppable } from './triggers.js';
+import { driftTimer, watchMain, watchReplicaExits, type Stoppable } from './triggers.js';
+import { tendHolders } from './hosts/containers.js';
 import type { Logger } from './util/log.js';
 import { Builder } from './build/builder.js';
 import { buildsOnCommit } from './build/early.js';
@@ -91,18 +92,22 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       }
     };
     const early = builder ? buildsOnCommit({ store, cluster, builder, log }) : undefined;
+    const tend = (): void => void tendHolders(docker, cluster).catch((e: unknown) => log.warn('could not tend the network holders', { error: e }));
     const triggers: Stoppable[] = [
+      ...(opts.worker !== false ? [watchReplicaExits(docker, cluster, opts.routesDir, (why) => void trigger(why))] : []),
       watchMain(store.gitdir, () => {
         early?.().catch((e: unknown) => log.warn('could not start the builds of a new commit', { error: e }));
         void trigger('commit');
       }),
       driftTimer(opts.driftSeconds, () => void (async () => {
         if (await client.endStuckRun().catch(() => false)) log.warn('ended a reconcile run that could not make progress; starting a fresh one');
+        if (opts.worker !== false) tend();
         await trigger('drift');
       })()),
     ];
     stops.unshift(...triggers.map((t) => () => t.stop()));
     await trigger('start');
+    if (opts.worker !== false) tend();
     const liveState = createLiveState({
       cluster, store, docker, routesDir: opts.routesDir, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
       sync: () => trigger('sync'),

@@ -1,8 +1,13 @@
 // What starts a reconcile pass: a new commit on main (chokidar on the repo's refs), the
-// drift timer (node-cron), and explicit requests (the MCP `sync` tool, start-up).
+// drift timer (node-cron), a serving replica that exited (Docker's events), and explicit
+// requests (the MCP `sync` tool, start-up).
 import { watch } from 'chokidar';
+import type Docker from 'dockerode';
+import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import cron from 'node-cron';
+import { readRoute } from './edge/route.js';
+import { LABEL, MANAGED_BY, routeFileName } from './model.js';
 
 export interface Stoppable { stop(): Promise<void> }
 
@@ -33,4 +38,55 @@ export function driftSchedule(seconds: number): string {
 export function driftTimer(seconds: number, onTick: () => void): Stoppable {
   const task = cron.schedule(driftSchedule(seconds), onTick, { noOverlap: true });
   return { stop: async () => { await task.stop(); } };
+}
+
+/**
+ * Calls `onExit` when a replica that serves (its app's route is on its spec) exits: the
+ * pass replaces it at once instead of at the next drift check. Replicas do not restart
+ * by Docker's policy (hosts/containers.ts says why). A replica removed on purpose, or a
+ * new version that exits before it served, starts nothing: a rollback handles that one.
+ * Also calls it when the event stream comes back after Docker restarted.
+ */
+export function watchReplicaExits(docker: Docker, cluster: string, routesDir: string, onExit: (what: string) => void): Stoppable {
+  let stopped = false;
+  let stream: NodeJS.ReadableStream | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  const serving = async (id: string): Promise<string | undefined> => {
+    const info = await docker.getContainer(id).inspect().catch(() => undefined);
+    if (!info || info.State.Running) return undefined;
+    const l = info.Config.Labels;
+    const app = { project: l[LABEL.project] ?? '', name: l[LABEL.name] ?? '' };
+    const text = await readFile(join(routesDir, routeFileName(cluster, app)), 'utf8').catch(() => '');
+    const route = readRoute(routeFileName(cluster, app), text, cluster);
+    return route?.specHash === l[LABEL.specHash] ? `${app.project}/${app.name}` : undefined;
+  };
+  const connect = (again: boolean): void => {
+    const filters = { type: ['container' as const], event: ['die'], label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] };
+    docker.getEvents({ filters }).then((s) => {
+      if (stopped) { (s as unknown as { destroy(): void }).destroy(); return; }
+      stream = s;
+      if (again) onExit('Docker events again (dockerd restarted?)');
+      let partial = '';
+      s.on('data', (d: Buffer) => {
+        const lines = (partial + d.toString('utf8')).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines.filter(Boolean)) {
+          const id = (JSON.parse(line) as { id?: string }).id;
+          // A moment later: a removal (die, then destroy) or a rollback has run by then.
+          if (id) setTimeout(() => void serving(id).then((app) => { if (app && !stopped) onExit(`a replica of ${app} exited`); }), 500).unref();
+        }
+      });
+      const lost = (): void => { if (!stopped) retry = setTimeout(() => connect(true), 1000); };
+      s.on('end', lost);
+      s.on('error', lost);
+    }, () => { if (!stopped) retry = setTimeout(() => connect(true), 1000); });
+  };
+  connect(false);
+  return {
+    stop: async () => {
+      stopped = true;
+      clearTimeout(retry);
+      (stream as unknown as { destroy?: () => void } | undefined)?.destroy?.();
+    },
+  };
 }

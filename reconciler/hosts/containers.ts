@@ -1,14 +1,29 @@
 // The runtime plane on a Docker host: networks and app containers. Every call checks
 // before it acts (names are deterministic), so a retried activity does no harm.
+//
+// Each replica runs in the network namespace of its own "holder": a `sleep` in ml.ink's
+// busybox image under runc, on the project network, with no capabilities, a read-only
+// root and tiny limits. The app's gVisor sandbox joins it (`container:<holder>`) and
+// takes its interface and address over. Docker sets a network namespace up in the start
+// of the container that owns it (a hook that starts dockerd's binary again, a veth, an
+// address): ~0.2 s of a gVisor container's ~0.35 s start here, and as long again for a
+// holder. So each project network keeps one spare holder made beforehand; a replica's
+// start renames it after itself and gives its interface the replica's MAC (the egress
+// rules tell apps apart by it), ~25 ms, and a new spare is made a little later. The
+// sandbox takes the address off the holder's interface and never gives it back, so a
+// holder serves one start only: Docker's restart policy could not bring an app back on
+// it, and ml.ink replaces exited replicas itself (watchReplicaExits in triggers.ts).
 import type Docker from 'dockerode';
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { infraConfig } from '../../infra/config.js';
 import { LABEL, MANAGED_BY, type DesiredApp } from '../model.js';
 import { replicaMac } from './egress-rules.js';
 
 export interface Started {
   id: string; name: string; ip: string;
-  /** Where the start's time went, in ms (absent when the replica was running already). */
-  ms?: { create: number; start: number; address: number };
+  /** Where the start's time went, in ms (absent when the replica was running already); spare: its holder was the network's spare. */
+  ms?: { holder: number; spare: boolean; create: number; start: number; address: number };
 }
 
 function statusOf(e: unknown): number | undefined {
@@ -54,7 +69,53 @@ export interface ReplicaRequest {
   secrets: Record<string, string>;
 }
 
-/** The Docker create request for one replica: zero-trust defaults, labels that identify it. */
+/** A replica's labels: what observe reads back. */
+function labels(r: HolderRequest, kind: string): Record<string, string> {
+  return {
+    [LABEL.managedBy]: MANAGED_BY,
+    [LABEL.cluster]: r.cluster,
+    [LABEL.kind]: kind,
+    [LABEL.project]: r.app.project,
+    [LABEL.name]: r.app.name,
+    [LABEL.specHash]: r.app.specHash,
+    [LABEL.replica]: String(r.replica),
+  };
+}
+
+/** The container that holds a replica's network namespace: the replica's name and this suffix. */
+export const HOLDER_SUFFIX = '-net';
+export function holderName(container: string): string {
+  return `${container}${HOLDER_SUFFIX}`;
+}
+
+export type HolderRequest = Pick<ReplicaRequest, 'cluster' | 'app' | 'replica' | 'container' | 'network'>;
+
+/** A holder's create request: on the project network, nothing else it could use. */
+export function holderOptions(name: string, network: string, cluster: string, project: string, mac?: string): Docker.ContainerCreateOptions {
+  return {
+    name,
+    Image: infraConfig().images.busybox,
+    Cmd: ['sleep', '2147483647'],
+    Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: cluster, [LABEL.kind]: 'AppNet', [LABEL.project]: project },
+    ...(mac ? { MacAddress: mac } : {}),
+    HostConfig: {
+      // Not runsc: a gVisor sandbox here would take the address itself.
+      Runtime: 'runc',
+      NetworkMode: network,
+      NanoCpus: 50_000_000,
+      Memory: 16 * 1024 * 1024,
+      PidsLimit: 4,
+      CapDrop: ['ALL'],
+      SecurityOpt: ['no-new-privileges'],
+      ReadonlyRootfs: true,
+      Binds: [],
+      RestartPolicy: { Name: 'no' },
+      LogConfig: { Type: 'none', Config: {} },
+    },
+  };
+}
+
+/** The Docker create request for one replica: zero-trust defaults, labels that identify it, its holder's network. */
 export function createOptions(r: ReplicaRequest): Docker.ContainerCreateOptions {
   const { app } = r;
   const env = { ...app.env, ...r.secrets, PORT: String(app.port) };
@@ -62,22 +123,10 @@ export function createOptions(r: ReplicaRequest): Docker.ContainerCreateOptions 
     name: r.container,
     Image: app.image,
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-    Labels: {
-      [LABEL.managedBy]: MANAGED_BY,
-      [LABEL.cluster]: r.cluster,
-      [LABEL.kind]: 'App',
-      [LABEL.project]: app.project,
-      [LABEL.name]: app.name,
-      [LABEL.specHash]: app.specHash,
-      [LABEL.commit]: r.commit,
-      [LABEL.replica]: String(r.replica),
-    },
-    ExposedPorts: { [`${app.port}/tcp`]: {} },
-    // Egress rules tell apps apart by this MAC (hosts/egress-rules.ts).
-    MacAddress: replicaMac(r.cluster, app, r.replica),
+    Labels: { ...labels(r, 'App'), [LABEL.commit]: r.commit },
     HostConfig: {
       Runtime: app.runtime,
-      NetworkMode: r.network,
+      NetworkMode: `container:${holderName(r.container)}`,
       NanoCpus: Math.round(app.resources.cpu * 1e9),
       Memory: app.resources.memoryMb * 1024 * 1024,
       MemorySwap: app.resources.memoryMb * 1024 * 1024,
@@ -88,56 +137,141 @@ export function createOptions(r: ReplicaRequest): Docker.ContainerCreateOptions 
       Binds: [],
       ReadonlyRootfs: app.readOnlyRoot !== false,
       ...(app.readOnlyRoot !== false ? { Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${Math.max(16, Math.floor(app.resources.memoryMb / 4))}m` } } : {}),
-      RestartPolicy: { Name: 'unless-stopped' },
+      // A restart would find the holder's address gone (see the top of this file): ml.ink replaces exited replicas.
+      RestartPolicy: { Name: 'no' },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
     },
   };
 }
 
-/** The container's address on `network`; Docker can report it a moment after start. */
+/** The address on `network` of a running container; Docker can report it a moment after start. */
 async function addressOf(docker: Docker, id: string, network: string, timeoutMs = 5000): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const info = await docker.getContainer(id).inspect();
+    const info = await docker.getContainer(id).inspect().catch((e: unknown) => {
+      if (statusOf(e) === 404) return undefined;
+      throw e;
+    });
+    if (!info) return '';
     const ip = info.NetworkSettings.Networks[network]?.IPAddress ?? '';
     if (ip || !info.State.Running || Date.now() > deadline) return ip;
     await new Promise((r) => setTimeout(r, 20));
   }
 }
 
-/** Starts one replica, or finds it already running. A stopped leftover of the same name is replaced. */
+interface Holder { id: string; name: string; ip: string; pid: number }
+
+/** Each project network's spare holder, being made or ready (made by this process, never joined). */
+const spares = new Map<string, Promise<Holder>>();
+const refills = new Map<string, NodeJS.Timeout>();
+const spareNames = new Set<string>();
+
+/** Makes a holder: an earlier container of that name is removed first (a sandbox may have taken its address). */
+async function makeHolder(docker: Docker, opts: Docker.ContainerCreateOptions): Promise<Holder> {
+  await removeContainer(docker, opts.name!);
+  const c = await docker.createContainer(opts);
+  try {
+    await c.start();
+    const info = await c.inspect();
+    const ip = await addressOf(docker, c.id, String(opts.HostConfig!.NetworkMode));
+    if (!ip) throw new Error(`the network holder ${opts.name} got no address on ${opts.HostConfig!.NetworkMode}`);
+    return { id: c.id, name: opts.name!, ip, pid: info.State.Pid };
+  } catch (e) {
+    await c.remove({ force: true }).catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Makes `network` a spare holder after `delayMs` (out of the way of a start in progress), unless it has one. */
+export function keepSpare(docker: Docker, cluster: string, project: string, network: string, delayMs = 2000): void {
+  if (spares.has(network) || refills.has(network)) return;
+  const timer = setTimeout(() => {
+    refills.delete(network);
+    if (spares.has(network)) return;
+    const name = `mlink-${cluster}-${project}-spare-${randomBytes(4).toString('hex')}`;
+    spareNames.add(name);
+    const making = makeHolder(docker, holderOptions(name, network, cluster, project));
+    spares.set(network, making);
+    making.catch(() => { spares.delete(network); spareNames.delete(name); });
+  }, delayMs);
+  timer.unref();
+  refills.set(network, timer);
+}
+
+/** Removes `network`'s spare holder (before the network goes). */
+export async function dropSpare(docker: Docker, network: string): Promise<void> {
+  clearTimeout(refills.get(network));
+  refills.delete(network);
+  const spare = spares.get(network);
+  spares.delete(network);
+  const h = await spare?.catch(() => undefined);
+  if (h) await removeContainer(docker, h.id);
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => execFile(cmd, args, (e, _out, err) => (e ? reject(new Error(`${cmd} ${args.join(' ')}: ${String(err).trim() || e.message}`)) : resolve())));
+}
+
+/** The replica's holder: the network's spare, renamed after the replica and given its MAC; else a new one. */
+async function takeHolder(docker: Docker, r: HolderRequest): Promise<Holder & { spare: boolean }> {
+  const name = holderName(r.container);
+  const mac = replicaMac(r.cluster, r.app, r.replica);
+  const pending = spares.get(r.network);
+  spares.delete(r.network);
+  const spare = await pending?.catch(() => undefined);
+  if (spare) {
+    spareNames.delete(spare.name);
+    try {
+      await removeContainer(docker, name);
+      await docker.getContainer(spare.id).rename({ name });
+      // Its interface takes the replica's MAC before the sandbox copies it.
+      await run('nsenter', ['-t', String(spare.pid), '-n', 'ip', 'link', 'set', 'dev', 'eth0', 'address', mac]);
+      return { ...spare, name, spare: true };
+    } catch {
+      await removeContainer(docker, spare.id); // gone with a dockerd restart, say: make one
+    }
+  }
+  return { ...(await makeHolder(docker, holderOptions(name, r.network, r.cluster, r.app.project, mac))), spare: false };
+}
+
+/** Starts one replica, or finds it already running. A stopped leftover of the same name is replaced, and its holder with it. */
 export async function startReplica(docker: Docker, r: ReplicaRequest): Promise<Started> {
   const existing = docker.getContainer(r.container);
   try {
     const info = await existing.inspect();
     if (info.State.Running && info.Config.Labels[LABEL.specHash] === r.app.specHash) {
-      return { id: info.Id, name: r.container, ip: await addressOf(docker, info.Id, r.network) };
+      return { id: info.Id, name: r.container, ip: await addressOf(docker, holderName(r.container), r.network) };
     }
     await existing.remove({ force: true });
   } catch (e) {
     if (statusOf(e) !== 404) throw e;
   }
-  let container: Docker.Container;
   const t0 = Date.now();
+  const holder = await takeHolder(docker, r);
+  keepSpare(docker, r.cluster, r.app.project, r.network);
+  let container: Docker.Container;
+  const t1 = Date.now();
   try {
     container = await docker.createContainer(createOptions(r));
   } catch (e) {
     if (statusOf(e) !== 409) throw e;
     container = docker.getContainer(r.container); // a retry of this activity created it
   }
-  const t1 = Date.now();
+  const t2 = Date.now();
   try {
     await container.start();
   } catch (e) {
     if (statusOf(e) !== 304) {
-      await container.remove({ force: true }).catch(() => undefined); // no orphan that never ran
+      await removeReplica(docker, container.id, r.container); // no orphan that never ran
       throw e;
     }
   }
-  const t2 = Date.now();
-  const ip = await addressOf(docker, container.id, r.network);
-  await forgetNeighbour(ip);
-  return { id: container.id, name: r.container, ip, ms: { create: t1 - t0, start: t2 - t1, address: Date.now() - t2 } };
+  const t3 = Date.now();
+  await forgetNeighbour(holder.ip);
+  return {
+    id: container.id, name: r.container, ip: holder.ip,
+    ms: { holder: t1 - t0, spare: holder.spare, create: t2 - t1, start: t3 - t2, address: Date.now() - t3 },
+  };
 }
 
 /**
@@ -159,8 +293,51 @@ export async function removeContainer(docker: Docker, idOrName: string): Promise
   }
 }
 
+/** Removes a replica (by id or name) and then its network holder (by the replica's name). */
+export async function removeReplica(docker: Docker, idOrName: string, name: string): Promise<void> {
+  await removeContainer(docker, idOrName);
+  await removeContainer(docker, holderName(name));
+}
+
+/** The replicas' addresses (their holders'); '' for one whose holder is not running. */
 export async function containerAddresses(docker: Docker, names: string[], network: string): Promise<string[]> {
-  return Promise.all(names.map((n) => addressOf(docker, n, network)));
+  return Promise.all(names.map((n) => addressOf(docker, holderName(n), network)));
+}
+
+/**
+ * Removes holders nothing uses: a replica's whose replica is gone (removed by hand, or
+ * its start failed) and spares this process did not make (left by an earlier one).
+ * Only those older than `minAgeMs`, so none is taken from a start in progress.
+ */
+export async function sweepHolders(docker: Docker, cluster: string, minAgeMs = 60_000): Promise<string[]> {
+  const all = await docker.listContainers({ all: true, filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`] } });
+  const nameOf = (c: Docker.ContainerInfo): string => (c.Names[0] ?? '').replace(/^\//, '');
+  const replicas = new Set(all.filter((c) => c.Labels[LABEL.kind] === 'App').map(nameOf));
+  const removed: string[] = [];
+  for (const h of all.filter((c) => c.Labels[LABEL.kind] === 'AppNet')) {
+    const name = nameOf(h);
+    const used = name.endsWith(HOLDER_SUFFIX) ? replicas.has(name.slice(0, -HOLDER_SUFFIX.length)) : spareNames.has(name);
+    if (used || Date.now() - h.Created * 1000 < minAgeMs) continue;
+    await removeContainer(docker, h.Id);
+    removed.push(name);
+  }
+  return removed;
+}
+
+/** Removes holders nothing uses and makes each project network with replicas a spare (at start-up and every drift check). */
+export async function tendHolders(docker: Docker, cluster: string): Promise<void> {
+  await sweepHolders(docker, cluster);
+  const apps = await docker.listContainers({ filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] } });
+  for (const project of new Set(apps.map((c) => c.Labels[LABEL.project] ?? ''))) {
+    if (project) keepSpare(docker, cluster, project, `mlink-${cluster}-${project}`, 0);
+  }
+}
+
+/** Removes every holder on `network` (it goes: its project has no replicas left). */
+export async function removeNetworkHolders(docker: Docker, cluster: string, network: string): Promise<void> {
+  await dropSpare(docker, network);
+  const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=AppNet`], network: [network] } });
+  await Promise.all(list.map((h) => removeContainer(docker, h.Id)));
 }
 
 /** Polls at this pace while a process starts (most answer within a second), then at the app's interval. */

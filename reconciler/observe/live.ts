@@ -3,6 +3,7 @@
 import type Docker from 'dockerode';
 import { readdir, readFile } from 'node:fs/promises';
 import { readRoute } from '../edge/route.js';
+import { holderName } from '../hosts/containers.js';
 import { LABEL, MANAGED_BY, type LiveContainer, type LiveNetwork, type LiveRoute, type LiveState } from '../model.js';
 
 export function clusterFilter(cluster: string): { label: string[] } {
@@ -11,10 +12,14 @@ export function clusterFilter(cluster: string): { label: string[] } {
 
 export async function observeContainers(docker: Docker, cluster: string): Promise<LiveContainer[]> {
   const list = await docker.listContainers({ all: true, filters: clusterFilter(cluster) });
+  // A replica's address is its network holder's (hosts/containers.ts), while the holder runs.
+  const holders = new Map(list.filter((c) => c.Labels[LABEL.kind] === 'AppNet' && c.State === 'running').map((h) => [
+    (h.Names[0] ?? '').replace(/^\//, ''), Object.values(h.NetworkSettings?.Networks ?? {}).map((n) => n.IPAddress).find((a) => !!a),
+  ]));
   return list
     .filter((c) => c.Labels[LABEL.kind] === 'App')
     .map((c) => {
-      const ip = Object.values(c.NetworkSettings?.Networks ?? {}).map((n) => n.IPAddress).find((a) => !!a);
+      const ip = holders.get(holderName((c.Names[0] ?? '').replace(/^\//, '')));
       return {
         id: c.Id,
         name: (c.Names[0] ?? '').replace(/^\//, ''),

@@ -77,9 +77,15 @@ export function createActivities(deps: ActivityDeps) {
     return started;
   }
 
-  async function waitHealthy(a: Of<'waitHealthy'>): Promise<void> {
+  /** The replicas' addresses: as their start in this rollOut returned them, else asked of Docker. */
+  async function addresses(names: string[], project: string, known: Map<string, string>): Promise<string[]> {
+    if (names.every((n) => known.get(n))) return names.map((n) => known.get(n)!);
+    return containers.containerAddresses(docker, names, networkName(cluster, project));
+  }
+
+  async function waitHealthy(a: Of<'waitHealthy'>, known: Map<string, string>): Promise<void> {
     const network = networkName(cluster, a.app.project);
-    const ips = await containers.containerAddresses(docker, a.containers, network);
+    const ips = await addresses(a.containers, a.app.project, known);
     const missing = a.containers.filter((_, i) => !ips[i]);
     if (missing.length) throw new Error(`${missing.join(', ')} has no address on ${network} (not running?)`);
     await Promise.all(ips.map(async (ip, i) => {
@@ -100,9 +106,9 @@ export function createActivities(deps: ActivityDeps) {
     }));
   }
 
-  async function writeRoute(a: Of<'writeRoute'>): Promise<void> {
+  async function writeRoute(a: Of<'writeRoute'>, known: Map<string, string>): Promise<void> {
     const network = networkName(cluster, a.app.project);
-    const servers = (await containers.containerAddresses(docker, a.containers, network)).map((ip) => `http://${ip}:${a.app.port}`);
+    const servers = (await addresses(a.containers, a.app.project, known)).map((ip) => `http://${ip}:${a.app.port}`);
     if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} has no address on ${network}`);
     const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, hosts: a.app.hosts, servers });
     await writeRouteFile(edge, a.file, a.router, content, servers, () => heartbeat());
@@ -140,16 +146,17 @@ export function createActivities(deps: ActivityDeps) {
 
     /** A rollout's consecutive startReplica, waitHealthy and writeRoute actions, in order, in one activity (see workflows.ts). */
     async rollOut(input: { actions: Action[]; commit: string }): Promise<void> {
+      const known = new Map<string, string>();
       for (const a of input.actions) {
-        if (a.type === 'startReplica') await startReplica({ action: a, commit: input.commit });
-        else if (a.type === 'waitHealthy') await waitHealthy(a);
-        else if (a.type === 'writeRoute') await writeRoute(a);
+        if (a.type === 'startReplica') known.set(a.container, (await startReplica({ action: a, commit: input.commit })).ip);
+        else if (a.type === 'waitHealthy') await waitHealthy(a, known);
+        else if (a.type === 'writeRoute') await writeRoute(a, known);
         else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
       }
     },
 
     async removeContainer(a: Of<'removeContainer'>): Promise<void> {
-      await containers.removeContainer(docker, a.id);
+      await containers.removeReplica(docker, a.id, a.name);
     },
 
     async removeRoute(a: Of<'removeRoute'>): Promise<void> {
@@ -157,6 +164,7 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async removeNetwork(a: Of<'removeNetwork'>): Promise<void> {
+      await containers.removeNetworkHolders(docker, cluster, a.network);
       await containers.removeNetwork(docker, a.network);
     },
 

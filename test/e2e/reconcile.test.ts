@@ -123,6 +123,17 @@ describe('mlink up, end to end', () => {
     expect((await bystander.inspect()).State.Running).toBe(true);
   }, 60_000);
 
+  it('replaces a replica whose process exits: Docker does not restart it on its spent holder, ml.ink starts a new one', async () => {
+    const [victim] = await appContainers('web', false);
+    await docker.getContainer(victim!.Id).kill();
+    const back = await eventually('web serves from a new replica', async () => {
+      const list = await appContainers('web', false);
+      return list.length === 1 && list[0]!.Id !== victim!.Id && (await page('web'))?.startsWith('v2') ? list[0] : undefined;
+    }, 20_000);
+    expect(back.Labels[LABEL.commit]).toBe(updateCommit);
+    expect(await appContainers('web')).toHaveLength(1); // the exited one is gone too
+  }, 60_000);
+
   it('rolls back a version that never gets healthy: the old one keeps serving, no container is left behind', async () => {
     await call(agent, 'create_app', { name: 'sick', source: { image }, port: 8080, env: { GREETING: 'well' } });
     try {

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chains } from '../../reconciler/hosts/egress-rules.js';
+import { holderName } from '../../reconciler/hosts/containers.js';
 import { ownedChains, removeClusterEgress } from '../../reconciler/hosts/egress.js';
 import { LABEL } from '../../reconciler/model.js';
 import { ensureWebImage } from '../support/images.js';
@@ -32,8 +33,10 @@ let prober = '';
 const targets: Record<string, { url: string; hits: () => Promise<number> }> = {};
 
 async function appContainer(project: string, name: string): Promise<{ id: string; ip: string } | undefined> {
-  const [c] = await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.project}=${project}`, `${LABEL.name}=${name}`], status: ['running'] } });
-  const ip = c && Object.values(c.NetworkSettings?.Networks ?? {})[0]?.IPAddress;
+  const [c] = await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.project}=${project}`, `${LABEL.name}=${name}`, `${LABEL.kind}=App`], status: ['running'] } });
+  // The replica's address is its network holder's (hosts/containers.ts).
+  const holder = c && await docker.getContainer(holderName(c.Names[0]!.replace(/^\//, ''))).inspect().catch(() => undefined);
+  const ip = holder && Object.values(holder.NetworkSettings.Networks ?? {})[0]?.IPAddress;
   return c && ip ? { id: c.Id, ip } : undefined;
 }
 

@@ -3,7 +3,7 @@
 // request's zero-trust defaults.
 import { describe, expect, it } from 'vitest';
 import { diff, egressPolicy } from '../../reconciler/diff/diff.js';
-import { createOptions } from '../../reconciler/hosts/containers.js';
+import { createOptions, holderName, holderOptions } from '../../reconciler/hosts/containers.js';
 import { chains, parseDestination, renderEgress, replicaMac, within, type ResolvedEgress } from '../../reconciler/hosts/egress-rules.js';
 import type { DesiredApp, DesiredState, LiveState } from '../../reconciler/model.js';
 import { plan } from '../../reconciler/plan/plan.js';
@@ -119,7 +119,8 @@ describe('createOptions', () => {
 
   it('runs sandboxed: gVisor, limits, no capabilities, no new privileges, read-only root with a tmpfs, no host mounts', () => {
     const o = createOptions(req);
-    expect(o.MacAddress).toBe(replicaMac('local', req.app, 1));
+    expect(o.HostConfig?.NetworkMode).toBe(`container:${holderName('c')}`);
+    expect(o.HostConfig?.RestartPolicy).toEqual({ Name: 'no' });
     expect(o.HostConfig).toMatchObject({
       Runtime: 'runsc', NanoCpus: 5e8, Memory: 256 * 1024 * 1024, PidsLimit: 256, CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'],
       ReadonlyRootfs: true, Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=64m' }, Binds: [],
@@ -127,6 +128,16 @@ describe('createOptions', () => {
     expect(o.HostConfig?.Privileged).toBeFalsy();
     expect(o.HostConfig?.Mounts).toBeUndefined();
     expect(JSON.stringify(o)).not.toContain('docker.sock');
+  });
+
+  it("runs the replica's network holder with nothing it could use, on the project network, with the replica's MAC", () => {
+    const o = holderOptions(holderName('c'), req.network, 'local', 'shop', replicaMac('local', req.app, 1));
+    expect(o.MacAddress).toBe(replicaMac('local', req.app, 1));
+    expect(o.Cmd).toEqual(['sleep', '2147483647']);
+    expect(o.HostConfig).toMatchObject({
+      Runtime: 'runc', NetworkMode: 'mlink-local-shop', CapDrop: ['ALL'], SecurityOpt: ['no-new-privileges'], ReadonlyRootfs: true, Binds: [], PidsLimit: 4,
+    });
+    expect(o.HostConfig?.Privileged).toBeFalsy();
   });
 
   it('leaves the root writable only when the manifest says so', () => {
