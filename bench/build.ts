@@ -2,8 +2,10 @@
 // HTTP 200 through Traefik with its content, cold (no build cache: the toolchain image
 // removed) and warm (one line changed), beside a plain `docker build` + `docker run`
 // of the same Dockerfile in the same run. ml.ink's figure covers the whole path: MCP
-// call, commit, reconcile, source export, gVisor check step, image build, a runsc
-// container, health check and a Traefik route (the registry push runs after the build);
+// call, commit, reconcile, source export, gVisor check step, image build (assembled:
+// the COPY layer loaded onto the cached prefix image of the same Dockerfile), a runsc
+// container (in the network namespace of a holder made beforehand), health check and a
+// Traefik route (the registry push runs after the build);
 // plain Docker's is build, run (a published port) and the first 200 on that port, once
 // with Docker's default runtime (runc) and once with runsc, the runtime ml.ink gives apps.
 // Warm runs start once the cold image reached the registry; the last one's build log
