@@ -71,12 +71,18 @@ export function watchReplicaExits(docker: Docker, cluster: string, routesDir: st
         const lines = (partial + d.toString('utf8')).split('\n');
         partial = lines.pop() ?? '';
         for (const line of lines.filter(Boolean)) {
-          const id = (JSON.parse(line) as { id?: string }).id;
+          let id: string | undefined;
+          try { id = (JSON.parse(line) as { id?: string }).id; } catch { continue; }
           // A moment later: a removal (die, then destroy) or a rollback has run by then.
           if (id) setTimeout(() => void serving(id).then((app) => { if (app && !stopped) onExit(`a replica of ${app} exited`); }), 500).unref();
         }
       });
-      const lost = (): void => { if (!stopped) retry = setTimeout(() => connect(true), 1000); };
+      let gone = false;
+      const lost = (): void => {
+        if (gone || stopped) return;
+        gone = true;
+        retry = setTimeout(() => connect(true), 1000);
+      };
       s.on('end', lost);
       s.on('error', lost);
     }, () => { if (!stopped) retry = setTimeout(() => connect(true), 1000); });

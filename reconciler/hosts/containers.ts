@@ -17,7 +17,7 @@ import type Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { infraConfig } from '../../infra/config.js';
-import { LABEL, MANAGED_BY, type DesiredApp } from '../model.js';
+import { LABEL, MANAGED_BY, networkName, type DesiredApp } from '../model.js';
 import { replicaMac } from './egress-rules.js';
 
 export interface Started {
@@ -164,6 +164,7 @@ interface Holder { id: string; name: string; ip: string; pid: number }
 /** Each project network's spare holder, being made or ready (made by this process, never joined). */
 const spares = new Map<string, Promise<Holder>>();
 const refills = new Map<string, NodeJS.Timeout>();
+/** The spares' names, so the sweep tells this process's spares from an earlier one's. */
 const spareNames = new Set<string>();
 
 /** Makes a holder: an earlier container of that name is removed first (a sandbox may have taken its address). */
@@ -224,6 +225,9 @@ async function takeHolder(docker: Docker, r: HolderRequest): Promise<Holder & { 
     try {
       await removeContainer(docker, name);
       await docker.getContainer(spare.id).rename({ name });
+      // Still the same process (a dockerd restart stops it, and its pid could be anyone's now)?
+      const now = await docker.getContainer(spare.id).inspect();
+      if (!now.State.Running || now.State.Pid !== spare.pid) throw new Error(`the spare holder ${spare.name} stopped`);
       // Its interface takes the replica's MAC before the sandbox copies it.
       await run('nsenter', ['-t', String(spare.pid), '-n', 'ip', 'link', 'set', 'dev', 'eth0', 'address', mac]);
       return { ...spare, name, spare: true };
@@ -329,7 +333,7 @@ export async function tendHolders(docker: Docker, cluster: string): Promise<void
   await sweepHolders(docker, cluster);
   const apps = await docker.listContainers({ filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] } });
   for (const project of new Set(apps.map((c) => c.Labels[LABEL.project] ?? ''))) {
-    if (project) keepSpare(docker, cluster, project, `mlink-${cluster}-${project}`, 0);
+    if (project) keepSpare(docker, cluster, project, networkName(cluster, project), 0);
   }
 }
 
