@@ -1,8 +1,9 @@
 // Debian packages ml.ink needs on a host. Installed once; `dpkg -s` says what is there.
+// (iproute2 and util-linux: `ip` and `nsenter` give a replica's network holder its MAC.)
 import { must, run } from '../proc.js';
 import type { Step } from './step.js';
 
-export const debianPackages = ['docker.io', 'debootstrap', 'busybox-static', 'docker-registry', 'iptables', 'iproute2', 'runsc', 'git', 'openssl'];
+export const debianPackages = ['docker.io', 'debootstrap', 'busybox-static', 'docker-registry', 'iptables', 'iproute2', 'util-linux', 'runsc', 'git', 'openssl'];
 
 async function missing(): Promise<string[]> {
   const out: string[] = [];
