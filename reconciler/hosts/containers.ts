@@ -9,7 +9,7 @@
 // address): ~0.2 s of a gVisor container's ~0.35 s start here, and as long again for a
 // holder. So each project network keeps one spare holder made beforehand; a replica's
 // start renames it after itself and gives its interface the replica's MAC (the egress
-// rules tell apps apart by it), ~25 ms, and a new spare is made a little later. The
+// rules tell apps apart by it), ~25 ms, and a new spare is made once the rollout is done. The
 // sandbox takes the address off the holder's interface and never gives it back, so a
 // holder serves one start only: Docker's restart policy could not bring an app back on
 // it, and ml.ink replaces exited replicas itself (watchReplicaExits in triggers.ts).
@@ -163,7 +163,6 @@ interface Holder { id: string; name: string; ip: string; pid: number }
 
 /** Each project network's spare holder, being made or ready (made by this process, never joined). */
 const spares = new Map<string, Promise<Holder>>();
-const refills = new Map<string, NodeJS.Timeout>();
 /** The spares' names, so the sweep tells this process's spares from an earlier one's. */
 const spareNames = new Set<string>();
 
@@ -183,26 +182,18 @@ async function makeHolder(docker: Docker, opts: Docker.ContainerCreateOptions): 
   }
 }
 
-/** Makes `network` a spare holder after `delayMs` (out of the way of a start in progress), unless it has one. */
-export function keepSpare(docker: Docker, cluster: string, project: string, network: string, delayMs = 2000): void {
-  if (spares.has(network) || refills.has(network)) return;
-  const timer = setTimeout(() => {
-    refills.delete(network);
-    if (spares.has(network)) return;
-    const name = `mlink-${cluster}-${project}-spare-${randomBytes(4).toString('hex')}`;
-    spareNames.add(name);
-    const making = makeHolder(docker, holderOptions(name, network, cluster, project));
-    spares.set(network, making);
-    making.catch(() => { spares.delete(network); spareNames.delete(name); });
-  }, delayMs);
-  timer.unref();
-  refills.set(network, timer);
+/** Starts making `network` a spare holder, unless it has one (the rollOut asks once its route moved, out of its way). */
+export function keepSpare(docker: Docker, cluster: string, project: string, network: string): void {
+  if (spares.has(network)) return;
+  const name = `mlink-${cluster}-${project}-spare-${randomBytes(4).toString('hex')}`;
+  spareNames.add(name);
+  const making = makeHolder(docker, holderOptions(name, network, cluster, project));
+  spares.set(network, making);
+  making.catch(() => { spares.delete(network); spareNames.delete(name); });
 }
 
 /** Removes `network`'s spare holder (before the network goes). */
 export async function dropSpare(docker: Docker, network: string): Promise<void> {
-  clearTimeout(refills.get(network));
-  refills.delete(network);
   const spare = spares.get(network);
   spares.delete(network);
   const h = await spare?.catch(() => undefined);
@@ -252,7 +243,6 @@ export async function startReplica(docker: Docker, r: ReplicaRequest): Promise<S
   }
   const t0 = Date.now();
   const holder = await takeHolder(docker, r);
-  keepSpare(docker, r.cluster, r.app.project, r.network);
   let container: Docker.Container;
   const t1 = Date.now();
   try {
@@ -333,7 +323,7 @@ export async function tendHolders(docker: Docker, cluster: string): Promise<void
   await sweepHolders(docker, cluster);
   const apps = await docker.listContainers({ filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] } });
   for (const project of new Set(apps.map((c) => c.Labels[LABEL.project] ?? ''))) {
-    if (project) keepSpare(docker, cluster, project, networkName(cluster, project), 0);
+    if (project) keepSpare(docker, cluster, project, networkName(cluster, project));
   }
 }
 

@@ -147,11 +147,16 @@ export function createActivities(deps: ActivityDeps) {
     /** A rollout's consecutive startReplica, waitHealthy and writeRoute actions, in order, in one activity (see workflows.ts). */
     async rollOut(input: { actions: Action[]; commit: string }): Promise<void> {
       const known = new Map<string, string>();
-      for (const a of input.actions) {
-        if (a.type === 'startReplica') known.set(a.container, (await startReplica({ action: a, commit: input.commit })).ip);
-        else if (a.type === 'waitHealthy') await waitHealthy(a, known);
-        else if (a.type === 'writeRoute') await writeRoute(a, known);
-        else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
+      try {
+        for (const a of input.actions) {
+          if (a.type === 'startReplica') known.set(a.container, (await startReplica({ action: a, commit: input.commit })).ip);
+          else if (a.type === 'waitHealthy') await waitHealthy(a, known);
+          else if (a.type === 'writeRoute') await writeRoute(a, known);
+          else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
+        }
+      } finally {
+        // The starts took their networks' spare holders: new ones, now that they no longer compete with the rollout.
+        for (const a of input.actions) if (a.type === 'startReplica') containers.keepSpare(docker, cluster, a.app.project, a.network);
       }
     },
 

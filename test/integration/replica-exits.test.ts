@@ -57,7 +57,7 @@ afterAll(async () => {
 
 describe('a replica on its network holder', () => {
   it("starts on the network's spare, renamed after it, with its own MAC, and answers on the holder's address", async () => {
-    keepSpare(docker, cluster, 'p', network, 0);
+    keepSpare(docker, cluster, 'p', network);
     const spare = await eventually('a spare holder', async () => (await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=AppNet`] } }))[0]);
     const a = app('aaaa');
     const s = await startReplica(docker, request(a));
