@@ -7,7 +7,7 @@
 // takes its interface and address over. Docker sets a network namespace up in the start
 // of the container that owns it (a hook that starts dockerd's binary again, a veth, an
 // address): ~0.2 s of a gVisor container's ~0.35 s start here, and as long again for a
-// holder. So each project network keeps one spare holder made beforehand; a replica's
+// holder. So each project network keeps two spare holders made beforehand; a replica's
 // start renames it after itself and gives its interface the replica's MAC (the egress
 // rules tell apps apart by it), ~25 ms, and a new spare is made once the rollout is done. The
 // sandbox takes the address off the holder's interface and never gives it back, so a
@@ -161,8 +161,11 @@ async function addressOf(docker: Docker, id: string, network: string, timeoutMs 
 
 interface Holder { id: string; name: string; ip: string; pid: number }
 
-/** Each project network's spare holder, being made or ready (made by this process, never joined). */
-const spares = new Map<string, Promise<Holder>>();
+/** How many spare holders each project network keeps: two, so deploys back to back each find one made. */
+const SPARES = 2;
+interface Spare { making: Promise<Holder>; ready?: Holder }
+/** Each project network's spare holders, being made or ready (made by this process, never joined). */
+const spares = new Map<string, Spare[]>();
 /** The spares' names, so the sweep tells this process's spares from an earlier one's. */
 const spareNames = new Set<string>();
 
@@ -182,22 +185,38 @@ async function makeHolder(docker: Docker, opts: Docker.ContainerCreateOptions): 
   }
 }
 
-/** Starts making `network` a spare holder, unless it has one (the rollOut asks once its route moved, out of its way). */
+/** Starts making `network` spare holders up to SPARES (the rollOut asks once its route moved, out of its way). */
 export function keepSpare(docker: Docker, cluster: string, project: string, network: string): void {
-  if (spares.has(network)) return;
-  const name = `mlink-${cluster}-${project}-spare-${randomBytes(4).toString('hex')}`;
-  spareNames.add(name);
-  const making = makeHolder(docker, holderOptions(name, network, cluster, project));
-  spares.set(network, making);
-  making.catch(() => { spares.delete(network); spareNames.delete(name); });
+  const list = spares.get(network) ?? [];
+  spares.set(network, list);
+  while (list.length < SPARES) {
+    const name = `mlink-${cluster}-${project}-spare-${randomBytes(4).toString('hex')}`;
+    spareNames.add(name);
+    const spare: Spare = { making: makeHolder(docker, holderOptions(name, network, cluster, project)) };
+    spare.making.then((h) => { spare.ready = h; }, () => {
+      const at = list.indexOf(spare);
+      if (at >= 0) list.splice(at, 1);
+      spareNames.delete(name);
+    });
+    list.push(spare);
+  }
 }
 
-/** Removes `network`'s spare holder (before the network goes). */
+/** Takes one of `network`'s spares: a ready one first, else the one furthest along. */
+function takeSpare(network: string): Promise<Holder> | undefined {
+  const list = spares.get(network) ?? [];
+  const at = Math.max(0, list.findIndex((x) => x.ready));
+  return list.splice(at, 1)[0]?.making;
+}
+
+/** Removes `network`'s spare holders (before the network goes). */
 export async function dropSpare(docker: Docker, network: string): Promise<void> {
-  const spare = spares.get(network);
+  const list = spares.get(network) ?? [];
   spares.delete(network);
-  const h = await spare?.catch(() => undefined);
-  if (h) await removeContainer(docker, h.id);
+  for (const spare of list) {
+    const h = await spare.making.catch(() => undefined);
+    if (h) await removeContainer(docker, h.id);
+  }
 }
 
 function run(cmd: string, args: string[]): Promise<void> {
@@ -208,9 +227,7 @@ function run(cmd: string, args: string[]): Promise<void> {
 async function takeHolder(docker: Docker, r: HolderRequest): Promise<Holder & { spare: boolean }> {
   const name = holderName(r.container);
   const mac = replicaMac(r.cluster, r.app, r.replica);
-  const pending = spares.get(r.network);
-  spares.delete(r.network);
-  const spare = await pending?.catch(() => undefined);
+  const spare = await takeSpare(r.network)?.catch(() => undefined);
   if (spare) {
     spareNames.delete(spare.name);
     try {
