@@ -51,6 +51,18 @@ export function watchReplicaExits(docker: Docker, cluster: string, routesDir: st
   let stopped = false;
   let stream: NodeJS.ReadableStream | undefined;
   let retry: NodeJS.Timeout | undefined;
+  // Like Docker's restart policy, a replica that keeps exiting is replaced ever later: 0, 1, 2, 4 ... 60 s, reset after 10 quiet minutes.
+  const exits = new Map<string, { n: number; last: number; pending: boolean }>();
+  const ask = (app: string): void => {
+    const now = Date.now();
+    const e = exits.get(app) ?? { n: 0, last: 0, pending: false };
+    if (now - e.last > 600_000) e.n = 0;
+    exits.set(app, e);
+    if (e.pending) return;
+    const delay = e.n === 0 ? 0 : Math.min(60_000, 1000 * 2 ** (e.n - 1));
+    Object.assign(e, { n: e.n + 1, last: now, pending: true });
+    setTimeout(() => { e.pending = false; if (!stopped) onExit(`a replica of ${app} exited${delay ? ` (again: asked ${delay / 1000} s later)` : ''}`); }, delay).unref();
+  };
   const serving = async (id: string): Promise<string | undefined> => {
     const info = await docker.getContainer(id).inspect().catch(() => undefined);
     if (!info || info.State.Running) return undefined;
@@ -74,7 +86,7 @@ export function watchReplicaExits(docker: Docker, cluster: string, routesDir: st
           let id: string | undefined;
           try { id = (JSON.parse(line) as { id?: string }).id; } catch { continue; }
           // A moment later: a removal (die, then destroy) or a rollback has run by then.
-          if (id) setTimeout(() => void serving(id).then((app) => { if (app && !stopped) onExit(`a replica of ${app} exited`); }), 500).unref();
+          if (id) setTimeout(() => void serving(id).then((app) => { if (app && !stopped) ask(app); }), 500).unref();
         }
       });
       let gone = false;

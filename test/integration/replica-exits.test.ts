@@ -85,6 +85,13 @@ describe('a replica on its network holder', () => {
     const again = await startReplica(docker, request(a));
     expect(again.id).not.toBe(s.id);
     expect(await eventually('the replica answers again', () => answers(again.ip), 10_000)).toMatch(/^aaaa from /);
+    // Exiting again soon after: asked later, as Docker's restart policy would back off.
+    serving(a, again.ip);
+    exits.length = 0;
+    const killed = Date.now();
+    await docker.getContainer(again.id).kill();
+    expect(await eventually('a pass asked for again', async () => exits[0], 5000)).toBe('a replica of p/web exited (again: asked 1 s later)');
+    expect(Date.now() - killed).toBeGreaterThanOrEqual(1000);
   }, 60_000);
 
   it('asks for nothing when a replica is removed on purpose, or one that never served exits', async () => {
