@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -93,7 +94,7 @@ async function prefixImage(docker: Docker, prefix: string, opts: { limits: Limit
     let running = prefixBuilds.get(tag);
     if (!running) {
       running = (async () => {
-        const dir = await mkdtemp(join(process.env.TMPDIR ?? '/tmp', 'mlink-prefix-'));
+        const dir = await mkdtemp(join(tmpdir(), 'mlink-prefix-'));
         try {
           await writeFile(join(dir, 'Dockerfile'), prefix);
           await dockerBuild(docker, tarContext(dir), { tag, dockerfile: 'Dockerfile', limits: opts.limits, signal: opts.signal, onLine: (l) => opts.onLine(`prefix: ${l}`), onStep: () => undefined });

@@ -163,11 +163,9 @@ interface Holder { id: string; name: string; ip: string; pid: number }
 
 /** How many spare holders each project network keeps: two, so deploys back to back each find one made. */
 const SPARES = 2;
-interface Spare { making: Promise<Holder>; ready?: Holder }
+interface Spare { name: string; making: Promise<Holder>; ready?: Holder }
 /** Each project network's spare holders, being made or ready (made by this process, never joined). */
 const spares = new Map<string, Spare[]>();
-/** The spares' names, so the sweep tells this process's spares from an earlier one's. */
-const spareNames = new Set<string>();
 
 /** Makes a holder: an earlier container of that name is removed first (a sandbox may have taken its address). */
 async function makeHolder(docker: Docker, opts: Docker.ContainerCreateOptions): Promise<Holder> {
@@ -191,12 +189,10 @@ export function keepSpare(docker: Docker, cluster: string, project: string, netw
   spares.set(network, list);
   while (list.length < SPARES) {
     const name = `mlink-${cluster}-${project}-spare-${randomBytes(4).toString('hex')}`;
-    spareNames.add(name);
-    const spare: Spare = { making: makeHolder(docker, holderOptions(name, network, cluster, project)) };
+    const spare: Spare = { name, making: makeHolder(docker, holderOptions(name, network, cluster, project)) };
     spare.making.then((h) => { spare.ready = h; }, () => {
       const at = list.indexOf(spare);
       if (at >= 0) list.splice(at, 1);
-      spareNames.delete(name);
     });
     list.push(spare);
   }
@@ -229,7 +225,6 @@ async function takeHolder(docker: Docker, r: HolderRequest): Promise<Holder & { 
   const mac = replicaMac(r.cluster, r.app, r.replica);
   const spare = await takeSpare(r.network)?.catch(() => undefined);
   if (spare) {
-    spareNames.delete(spare.name);
     try {
       await removeContainer(docker, name);
       await docker.getContainer(spare.id).rename({ name });
@@ -324,10 +319,11 @@ export async function sweepHolders(docker: Docker, cluster: string, minAgeMs = 6
   const all = await docker.listContainers({ all: true, filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`] } });
   const nameOf = (c: Docker.ContainerInfo): string => (c.Names[0] ?? '').replace(/^\//, '');
   const replicas = new Set(all.filter((c) => c.Labels[LABEL.kind] === 'App').map(nameOf));
+  const mine = new Set([...spares.values()].flat().map((x) => x.name));
   const removed: string[] = [];
   for (const h of all.filter((c) => c.Labels[LABEL.kind] === 'AppNet')) {
     const name = nameOf(h);
-    const used = name.endsWith(HOLDER_SUFFIX) ? replicas.has(name.slice(0, -HOLDER_SUFFIX.length)) : spareNames.has(name);
+    const used = name.endsWith(HOLDER_SUFFIX) ? replicas.has(name.slice(0, -HOLDER_SUFFIX.length)) : mine.has(name);
     if (used || Date.now() - h.Created * 1000 < minAgeMs) continue;
     await removeContainer(docker, h.Id);
     removed.push(name);
