@@ -299,10 +299,15 @@ export async function removeContainer(docker: Docker, idOrName: string): Promise
   }
 }
 
-/** Removes a replica (by id or name) and then its network holder (by the replica's name). */
+/**
+ * Removes a replica (by id or name) and then its network holder (by the replica's name),
+ * unless a new replica of that name runs on it already: a pass that replaces a stopped
+ * replica starts the new one (on a new holder) before it removes the old one by id.
+ */
 export async function removeReplica(docker: Docker, idOrName: string, name: string): Promise<void> {
   await removeContainer(docker, idOrName);
-  await removeContainer(docker, holderName(name));
+  const successor = await docker.getContainer(name).inspect().catch(() => undefined);
+  if (!successor) await removeContainer(docker, holderName(name));
 }
 
 /** The replicas' addresses (their holders'); '' for one whose holder is not running. */

@@ -6,6 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holderName } from '../../reconciler/hosts/containers.js';
 import { LABEL } from '../../reconciler/model.js';
 import { temporalAddress } from '../../infra/config.js';
 import { must, run } from '../../infra/proc.js';
@@ -131,7 +132,15 @@ describe('mlink up, end to end', () => {
       return list.length === 1 && list[0]!.Id !== victim!.Id && (await page('web'))?.startsWith('v2') ? list[0] : undefined;
     }, 20_000);
     expect(back.Labels[LABEL.commit]).toBe(updateCommit);
-    expect(await appContainers('web')).toHaveLength(1); // the exited one is gone too
+    // The pass removes the exited replica after the drain; the new one has its name, and keeps its holder: it serves throughout.
+    const failed: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      if (!(await page('web'))?.startsWith('v2')) failed.push(i);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(failed).toEqual([]);
+    expect(await appContainers('web')).toHaveLength(1);
+    expect((await docker.getContainer(holderName(back.Names[0]!.replace(/^\//, ''))).inspect()).State.Running).toBe(true);
   }, 60_000);
 
   it('rolls back a version that never gets healthy: the old one keeps serving, no container is left behind', async () => {
