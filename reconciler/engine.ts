@@ -53,8 +53,10 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const stops: Array<() => Promise<void>> = [];
   let worker: WorkerHandle | undefined;
   let builder: Builder | undefined;
+  // The embedded default: this process also runs the worker, and with it the host's replicas.
+  const runsWorker = opts.worker !== false;
   try {
-    if (opts.worker !== false) {
+    if (runsWorker) {
       builder = opts.build ? new Builder({
         cluster, docker, log: log.child({ component: 'build' }),
         sources: new SourceRepos(opts.build.sourcesDir),
@@ -94,26 +96,26 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     const early = builder ? buildsOnCommit({ store, cluster, builder, log }) : undefined;
     const tend = (): void => void tendHolders(docker, cluster).catch((e: unknown) => log.warn('could not tend the network holders', { error: e }));
     const triggers: Stoppable[] = [
-      ...(opts.worker !== false ? [watchReplicaExits(docker, cluster, opts.routesDir, (why) => void trigger(why))] : []),
+      ...(runsWorker ? [watchReplicaExits(docker, cluster, opts.routesDir, (why) => void trigger(why))] : []),
       watchMain(store.gitdir, () => {
         early?.().catch((e: unknown) => log.warn('could not start the builds of a new commit', { error: e }));
         void trigger('commit');
       }),
       driftTimer(opts.driftSeconds, () => void (async () => {
         if (await client.endStuckRun().catch(() => false)) log.warn('ended a reconcile run that could not make progress; starting a fresh one');
-        if (opts.worker !== false) tend();
+        if (runsWorker) tend();
         await trigger('drift');
       })()),
     ];
     stops.unshift(...triggers.map((t) => () => t.stop()));
     await trigger('start');
-    if (opts.worker !== false) tend();
+    if (runsWorker) tend();
     const liveState = createLiveState({
       cluster, store, docker, routesDir: opts.routesDir, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
       sync: () => trigger('sync'),
       ...(opts.build ? { builds: new BuildRecords(opts.build.buildsDir) } : {}),
     });
-    log.info('reconciler running', { repo: opts.repoDir, temporal: opts.temporal.address, driftSeconds: opts.driftSeconds, worker: opts.worker !== false });
+    log.info('reconciler running', { repo: opts.repoDir, temporal: opts.temporal.address, driftSeconds: opts.driftSeconds, worker: runsWorker });
     return {
       cluster,
       liveState,

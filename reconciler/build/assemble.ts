@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { dockerBuild, StepFailed, tarContext, type Limits } from './docker-steps.js';
+import { dockerBuild, follow, StepFailed, tarContext, type Limits } from './docker-steps.js';
 
 /** The ignore line ml.ink adds for its own Dockerfile; a .dockerignore with anything else goes to the classic builder. */
 export const OWN_IGNORE = '.mlink/Dockerfile';
@@ -216,11 +216,7 @@ export async function loadAssembled(docker: Docker, a: Assembly, layer: Layer, t
   });
   const stream = await docker.loadImage(loadArchive(prefix, layer, tag, `COPY . ${a.dest}`), { quiet: true, abortSignal: opts.signal } as Record<string, unknown>);
   let failure: string | undefined;
-  await new Promise<void>((resolve, reject) => {
-    docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()), (e: Record<string, unknown>) => {
-      if (typeof e.error === 'string') failure = e.error;
-    });
-  });
+  await follow(docker, stream, (e) => { if (typeof e.error === 'string') failure = e.error; });
   if (opts.signal.aborted) throw new StepFailed('image', `the build took longer than ${Math.round(opts.limits.timeoutMs / 1000)} s and was stopped`);
   if (failure) throw new StepFailed('image', `docker load of the assembled image failed: ${failure.trim()}`);
   return { prefixTag: prefix.tag, prefixBuilt: prefix.built };

@@ -21,7 +21,8 @@ export function tarContext(dir: string): Readable {
   return child.stdout;
 }
 
-function follow(docker: Docker, stream: NodeJS.ReadableStream, onEvent: (e: Record<string, unknown>) => void): Promise<void> {
+/** Reads a Docker progress stream (build, push, pull, load) to its end, each event to `onEvent`. */
+export function follow(docker: Docker, stream: NodeJS.ReadableStream, onEvent: (e: Record<string, unknown>) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     docker.modem.followProgress(stream, (err: Error | null) => (err ? reject(err) : resolve()), onEvent);
   });

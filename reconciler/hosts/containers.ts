@@ -17,6 +17,7 @@ import type Docker from 'dockerode';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { infraConfig } from '../../infra/config.js';
+import { must } from '../../infra/proc.js';
 import { LABEL, MANAGED_BY, networkName, type DesiredApp } from '../model.js';
 import { replicaMac } from './egress-rules.js';
 
@@ -69,19 +70,6 @@ export interface ReplicaRequest {
   secrets: Record<string, string>;
 }
 
-/** A replica's labels: what observe reads back. */
-function labels(r: HolderRequest, kind: string): Record<string, string> {
-  return {
-    [LABEL.managedBy]: MANAGED_BY,
-    [LABEL.cluster]: r.cluster,
-    [LABEL.kind]: kind,
-    [LABEL.project]: r.app.project,
-    [LABEL.name]: r.app.name,
-    [LABEL.specHash]: r.app.specHash,
-    [LABEL.replica]: String(r.replica),
-  };
-}
-
 /** The container that holds a replica's network namespace: the replica's name and this suffix. */
 export const HOLDER_SUFFIX = '-net';
 export function holderName(container: string): string {
@@ -123,7 +111,16 @@ export function createOptions(r: ReplicaRequest): Docker.ContainerCreateOptions 
     name: r.container,
     Image: app.image,
     Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
-    Labels: { ...labels(r, 'App'), [LABEL.commit]: r.commit },
+    Labels: {
+      [LABEL.managedBy]: MANAGED_BY,
+      [LABEL.cluster]: r.cluster,
+      [LABEL.kind]: 'App',
+      [LABEL.project]: app.project,
+      [LABEL.name]: app.name,
+      [LABEL.specHash]: app.specHash,
+      [LABEL.commit]: r.commit,
+      [LABEL.replica]: String(r.replica),
+    },
     HostConfig: {
       Runtime: app.runtime,
       NetworkMode: `container:${holderName(r.container)}`,
@@ -174,8 +171,9 @@ async function makeHolder(docker: Docker, opts: Docker.ContainerCreateOptions): 
   try {
     await c.start();
     const info = await c.inspect();
-    const ip = await addressOf(docker, c.id, String(opts.HostConfig!.NetworkMode));
-    if (!ip) throw new Error(`the network holder ${opts.name} got no address on ${opts.HostConfig!.NetworkMode}`);
+    const network = String(opts.HostConfig!.NetworkMode);
+    const ip = info.NetworkSettings.Networks[network]?.IPAddress || await addressOf(docker, c.id, network);
+    if (!ip) throw new Error(`the network holder ${opts.name} got no address on ${network}`);
     return { id: c.id, name: opts.name!, ip, pid: info.State.Pid };
   } catch (e) {
     await c.remove({ force: true }).catch(() => undefined);
@@ -215,10 +213,6 @@ export async function dropSpare(docker: Docker, network: string): Promise<void> 
   }
 }
 
-function run(cmd: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => execFile(cmd, args, (e, _out, err) => (e ? reject(new Error(`${cmd} ${args.join(' ')}: ${String(err).trim() || e.message}`)) : resolve())));
-}
-
 /** The replica's holder: the network's spare, renamed after the replica and given its MAC; else a new one. */
 async function takeHolder(docker: Docker, r: HolderRequest): Promise<Holder & { spare: boolean }> {
   const name = holderName(r.container);
@@ -232,7 +226,7 @@ async function takeHolder(docker: Docker, r: HolderRequest): Promise<Holder & { 
       const now = await docker.getContainer(spare.id).inspect();
       if (!now.State.Running || now.State.Pid !== spare.pid) throw new Error(`the spare holder ${spare.name} stopped`);
       // Its interface takes the replica's MAC before the sandbox copies it.
-      await run('nsenter', ['-t', String(spare.pid), '-n', 'ip', 'link', 'set', 'dev', 'eth0', 'address', mac]);
+      await must('nsenter', ['-t', String(spare.pid), '-n', 'ip', 'link', 'set', 'dev', 'eth0', 'address', mac]);
       return { ...spare, name, spare: true };
     } catch {
       await removeContainer(docker, spare.id); // gone with a dockerd restart, say: make one
