@@ -20,7 +20,7 @@ import { Client, Connection } from '@temporalio/client';
 import { must, run } from '../infra/proc.js';
 import { temporalAddress } from '../infra/config.js';
 import { reconcileWorkflowId } from '../reconciler/temporal/client.js';
-import { TOOLCHAINS, detect, toolchainTag } from '../reconciler/build/detect.js';
+import { TOOLCHAINS, detect, toolchainTag } from '../reconciler/image-builds/detect.js';
 import { cfg, viaTraefik } from '../test/support/infra.js';
 import { call, connectAgent, removeCluster, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
 

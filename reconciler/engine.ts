@@ -12,11 +12,11 @@ import { startWorker, type WorkerHandle } from './temporal/worker.js';
 import { driftTimer, watchMain, watchReplicaExits, type Stoppable } from './triggers.js';
 import { tendHolders } from './hosts/containers.js';
 import type { Logger } from './util/log.js';
-import { Builder } from './build/builder.js';
-import { buildsOnCommit } from './build/early.js';
-import type { Limits } from './build/docker-steps.js';
-import { BuildRecords } from './build/records.js';
-import { SourceRepos } from './build/source-repo.js';
+import { Builder } from './image-builds/builder.js';
+import { buildsOnCommit } from './image-builds/early.js';
+import type { Limits } from './image-builds/docker-steps.js';
+import { BuildRecords } from './image-builds/records.js';
+import { SourceRepos } from './source-repos/source-repo.js';
 
 /** Build limits unless the caller says otherwise: cpu cores, memory, wall time. */
 export const BUILD_LIMITS: Limits = { cpu: 2, memoryMb: 2048, timeoutMs: 15 * 60_000 };

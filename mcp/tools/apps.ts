@@ -2,7 +2,7 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { Domain } from '../../reconciler/domain/index.js';
-import { MAX_TAR_BASE64 } from '../../reconciler/build/source-files.js';
+import { MAX_TAR_BASE64 } from '../../reconciler/source-repos/source-files.js';
 import type { SourceInput } from '../../reconciler/domain/app-source.js';
 import { expectedRevision, handle, liveOutput, name, project, proposal, resources, writeOutput, writeText } from './shared.js';
 

@@ -3,7 +3,7 @@
 import Docker from 'dockerode';
 import { createReadStream, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { BuildRecords } from '../build/records.js';
+import { BuildRecords } from '../image-builds/records.js';
 import { readClusterConfig } from '../source/desired.js';
 import { appContainers, buildLogs, runtimeLogs } from '../status/app-logs.js';
 import { StateStore } from '../state/store.js';

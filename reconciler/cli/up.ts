@@ -7,7 +7,7 @@ import { infraConfig, temporalAddress } from '../../infra/config.js';
 import { runSetup } from '../../infra/setup/index.js';
 import { startHttpServer } from '../../mcp/http.js';
 import { startEngine } from '../engine.js';
-import { startGitHttpServer } from '../build/git-http.js';
+import { startGitHttpServer } from '../source-repos/git-http.js';
 import { initStateRepo } from '../state/init.js';
 import { defaultTokensFile, ensureAgentToken } from '../state/tokens.js';
 import { log } from '../util/log.js';

@@ -4,8 +4,8 @@
 // the state repo stays small and a revert brings the exact earlier source back. Bad
 // input is refused before anything is written.
 import type { AppSource } from '../../schemas/index.js';
-import { SOURCE_MAIN, type SourceRepos } from '../build/source-repo.js';
-import { SourceError, checkSourceFiles, filesFromMap, filesFromTar, pathProblem, type SourceFile } from '../build/source-files.js';
+import { SOURCE_MAIN, type SourceRepos } from '../source-repos/source-repo.js';
+import { SourceError, checkSourceFiles, filesFromMap, filesFromTar, pathProblem, type SourceFile } from '../source-repos/source-files.js';
 import { PROPOSALS } from '../state/store.js';
 import { DomainError, invalid } from './errors.js';
 import { agentIdentity, requireProjects, requireWrite, type Ctx } from './write.js';

@@ -11,7 +11,7 @@ import type { LiveStateProvider, LiveStatus } from './live-state.js';
 import { checkManifest, checkRevision, deleteManifest, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
 import { requireProjects, requireWrite, write, type Ctx, type WriteResult } from './write.js';
 import { resolveSource, type ResolvedSource } from './app-source.js';
-import { SourceRepos } from '../build/source-repo.js';
+import { SourceRepos } from '../source-repos/source-repo.js';
 import { dataDir } from '../util/paths.js';
 
 function withSources(ctx: Ctx): Ctx & { sources: SourceRepos } {

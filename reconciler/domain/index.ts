@@ -12,7 +12,7 @@ import { listProposals } from './proposals.js';
 import type { Ctx, WriteResult } from './write.js';
 import { appLogs, type AppLogsInput } from './app-logs.js';
 import type { AppLogs } from './live-state.js';
-import type { SourceRepos } from '../build/source-repo.js';
+import type { SourceRepos } from '../source-repos/source-repo.js';
 
 export type { WriteResult } from './write.js';
 export type { CreateAppInput, UpdateAppInput } from './app-input.js';

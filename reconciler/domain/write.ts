@@ -4,7 +4,7 @@
 // lock. The commit's author is the agent; its message is the summary plus trailers
 // naming the tool and request id. Nothing reaches git unless `prepare` returns.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { SourceRepos } from '../build/source-repo.js';
+import type { SourceRepos } from '../source-repos/source-repo.js';
 import type { AgentPolicy } from '../state/tokens.js';
 import { mayTouch } from '../state/tokens.js';
 import { MAIN, PROPOSALS, type StateStore } from '../state/store.js';

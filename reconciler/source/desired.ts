@@ -11,7 +11,7 @@ import type { TreeView } from '../state/tree.js';
 import { StalledError } from '../errors.js';
 import type { DesiredApp, DesiredState } from '../model.js';
 import { appEgress, loadClusterEgress } from './egress.js';
-import { compileSource } from '../build/build-spec.js';
+import { compileSource } from '../image-builds/build-spec.js';
 import { registryAddress } from '../../infra/config.js';
 
 export const CLUSTER_FILE = 'mlink.yaml';

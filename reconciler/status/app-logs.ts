@@ -2,7 +2,7 @@
 // `mlink logs`. Build logs come from the build records on the build host; runtime logs
 // from the app's containers (labelled, this cluster only).
 import type Docker from 'dockerode';
-import type { BuildRecord, BuildRecords } from '../build/records.js';
+import type { BuildRecord, BuildRecords } from '../image-builds/records.js';
 import { LABEL, MANAGED_BY } from '../model.js';
 
 export interface BuildSummary {

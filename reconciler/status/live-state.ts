@@ -10,7 +10,7 @@ import { plan, type PlanOptions } from '../plan/plan.js';
 import { loadDesired } from '../source/desired.js';
 import type { StateStore } from '../state/store.js';
 import { latestStatus, type StatusRecord } from './record.js';
-import type { BuildRecords } from '../build/records.js';
+import type { BuildRecords } from '../image-builds/records.js';
 import { buildLogs, buildSummary, runtimeLogs } from './app-logs.js';
 
 export interface LiveStateDeps {

@@ -17,9 +17,9 @@ import { decryptSecret, secretPath } from '../state/secrets.js';
 import { MAIN, type StateStore } from '../state/store.js';
 import { recordStatus, type StatusRecord } from '../status/record.js';
 import type { Logger } from '../util/log.js';
-import { createBuildActivities } from '../build/activity.js';
-import type { Builder } from '../build/builder.js';
-import { ensurePulled } from '../build/docker-steps.js';
+import { createBuildActivities } from '../image-builds/activity.js';
+import type { Builder } from '../image-builds/builder.js';
+import { ensurePulled } from '../image-builds/docker-steps.js';
 
 export type PassPlan =
   | { commit: null }

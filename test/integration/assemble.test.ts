@@ -1,5 +1,5 @@
 // The image step for ml.ink's generated Dockerfiles writes the COPY layer itself onto a
-// cached prefix image (reconciler/build/assemble.ts). Real Docker: the same source and
+// cached prefix image (reconciler/image-builds/assemble.ts). Real Docker: the same source and
 // Dockerfile built by the classic builder and assembled must give the same files (path,
 // type, mode, owner, size, content, link target) and the same config; anything else
 // goes to the classic builder.
@@ -7,9 +7,9 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { assembly, loadAssembled, OWN_IGNORE, prefixTag, writeLayer, type Assembly } from '../../reconciler/build/assemble.js';
-import { detect, TOOLCHAINS } from '../../reconciler/build/detect.js';
-import { dockerBuild, tarContext } from '../../reconciler/build/docker-steps.js';
+import { assembly, loadAssembled, OWN_IGNORE, prefixTag, writeLayer, type Assembly } from '../../reconciler/image-builds/assemble.js';
+import { detect, TOOLCHAINS } from '../../reconciler/image-builds/detect.js';
+import { dockerBuild, tarContext } from '../../reconciler/image-builds/docker-steps.js';
 import { must, run } from '../../infra/proc.js';
 import { ensureToolchainImage } from '../support/images.js';
 import { docker, runId } from '../support/infra.js';

@@ -7,8 +7,8 @@ import { spawn } from 'node:child_process';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { TOOLCHAINS } from '../../reconciler/build/detect.js';
-import { SandboxPool } from '../../reconciler/build/sandbox-pool.js';
+import { TOOLCHAINS } from '../../reconciler/image-builds/detect.js';
+import { SandboxPool } from '../../reconciler/image-builds/sandbox-pool.js';
 import { LABEL } from '../../reconciler/model.js';
 import { ensureToolchainImage } from '../support/images.js';
 import { must } from '../../infra/proc.js';
@@ -79,7 +79,7 @@ describe('the build sandbox\'s syntax checker', () => {
     const script = join(root, 'close.mts');
     writeFileSync(script, [
       `import { docker } from ${JSON.stringify(fileURLToPath(new URL('../support/infra.ts', import.meta.url)))};`,
-      `import { SandboxPool } from ${JSON.stringify(fileURLToPath(new URL('../../reconciler/build/sandbox-pool.ts', import.meta.url)))};`,
+      `import { SandboxPool } from ${JSON.stringify(fileURLToPath(new URL('../../reconciler/image-builds/sandbox-pool.ts', import.meta.url)))};`,
       `const pool = new SandboxPool({ docker, cluster: ${JSON.stringify(`${runId}x`)}, runtime: 'runsc', limits: { cpu: 1, memoryMb: 256, timeoutMs: 60000 }, root: ${JSON.stringify(join(root, 'x'))} });`,
       `const cwd = (await import('node:fs')).mkdtempSync(pool.dirOf('default', 'api') + '/context-');`,
       `(await import('node:fs')).writeFileSync(cwd + '/ok.js', 'module.exports = 1;\\n');`,

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { must, run } from '../../infra/proc.js';
-import { toolchainTag, type Toolchain } from '../../reconciler/build/detect.js';
+import { toolchainTag, type Toolchain } from '../../reconciler/image-builds/detect.js';
 import { cfg } from './infra.js';
 
 export const WEB_IMAGE = 'mlink-test/web:3';

@@ -5,9 +5,9 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { buildKey, compileSource } from '../../reconciler/build/build-spec.js';
-import { detect } from '../../reconciler/build/detect.js';
-import { MAX_SOURCE_BYTES, checkSourceFiles, filesFromMap, filesFromTar, symlinkTarget } from '../../reconciler/build/source-files.js';
+import { buildKey, compileSource } from '../../reconciler/image-builds/build-spec.js';
+import { detect } from '../../reconciler/image-builds/detect.js';
+import { MAX_SOURCE_BYTES, checkSourceFiles, filesFromMap, filesFromTar, symlinkTarget } from '../../reconciler/source-repos/source-files.js';
 
 function tarOf(build: (dir: string) => void): string {
   const dir = mkdtempSync(join(tmpdir(), 'mlink-unit-tar-'));

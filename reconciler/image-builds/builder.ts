@@ -19,7 +19,7 @@ import { detect, onPath, toolchainTag, type Detected, type Toolchain } from './d
 import { dockerBuild, ensurePulled, imageExists, push, registryHas, retag, StepFailed, tarContext, untag, type Limits } from './docker-steps.js';
 import { BuildRecords, type BuildRecord } from './records.js';
 import { SandboxPool } from './sandbox-pool.js';
-import { SourceRepos } from './source-repo.js';
+import { SourceRepos } from '../source-repos/source-repo.js';
 
 export { StepFailed } from './docker-steps.js';
 
