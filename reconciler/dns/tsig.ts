@@ -87,7 +87,14 @@ export function verifyResponse(wire: Buffer, message: Message, key: TsigKey, req
   const rr = message.additionals[message.additionals.length - 1]!;
   if (rr.name !== key.name.toLowerCase().replace(/\.$/, '')) return { ok: false, reason: `the answer is signed with key "${rr.name}", not "${key.name}"` };
   const t = readTsigRdata(rr.data);
-  if (t.error !== 0) return { ok: false, reason: `the server reports TSIG error ${({ 16: 'BADSIG', 17: 'BADKEY', 18: 'BADTIME' } as Record<number, string>)[t.error] ?? t.error}` };
+  if (t.error !== 0) {
+    const why: Record<number, string> = {
+      16: `the server rejects the signature (BADSIG): the secret of key "${key.name}" differs from the server's`,
+      17: `the server does not know key "${key.name}" (BADKEY): check the key name`,
+      18: 'the server finds the request\'s time out of range (BADTIME): fix the clocks',
+    };
+    return { ok: false, reason: why[t.error] ?? `the server reports TSIG error ${t.error}` };
+  }
   if (t.algorithm !== ALGORITHM_NAME) return { ok: false, reason: `the answer uses TSIG algorithm ${t.algorithm}` };
   const stripped = Buffer.from(wire.subarray(0, message.tsigOffset));
   stripped.writeUInt16BE(t.originalId, 0);
