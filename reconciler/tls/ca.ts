@@ -4,6 +4,7 @@
 // ca-store.ts keeps the root on disk.
 import * as x509 from '@peculiar/x509';
 import { randomBytes, webcrypto } from 'node:crypto';
+import { isIP } from 'node:net';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -19,7 +20,7 @@ export interface CaMaterial { certPem: string; keyPem: string }
 export interface LeafCertificate { certPem: string; keyPem: string; notAfter: Date }
 
 export interface RootOptions { commonName?: string; days?: number; now?: Date }
-export interface LeafOptions { days?: number; now?: Date }
+export interface LeafOptions { days?: number; now?: Date; /** IP SANs besides the names (an endpoint reached by address). */ ipAddresses?: string[] }
 
 function serial(): string {
   // 16 random bytes, top bit cleared so the DER integer stays positive (RFC 5280 4.1.2.2).
@@ -84,6 +85,8 @@ export async function issueLeaf(ca: CaMaterial, dnsNames: string[], opts: LeafOp
   const names = validateDnsNames(dnsNames);
   const days = opts.days ?? DEFAULT_LEAF_DAYS;
   if (!(days > 0 && days <= 398)) throw new Error(`days: ${days} is out of range; give 1 to 398 days (browsers refuse longer leaves)`);
+  const ips = opts.ipAddresses ?? [];
+  ips.forEach((ip, i) => { if (isIP(ip) === 0) throw new Error(`ipAddresses[${i}]: "${ip}" is not an IP address`); });
   const now = opts.now ?? new Date();
   const root = new x509.X509Certificate(ca.certPem);
   const signingKey = await importKey(ca.keyPem);
@@ -102,7 +105,7 @@ export async function issueLeaf(ca: CaMaterial, dnsNames: string[], opts: LeafOp
       new x509.BasicConstraintsExtension(false, undefined, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
       new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
-      new x509.SubjectAlternativeNameExtension(names.map((value) => ({ type: 'dns' as const, value }))),
+      new x509.SubjectAlternativeNameExtension([...names.map((value) => ({ type: 'dns' as const, value })), ...ips.map((value) => ({ type: 'ip' as const, value }))]),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(root.publicKey),
     ],

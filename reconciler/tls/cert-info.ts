@@ -23,8 +23,8 @@ export function parseCertificate(pemText: string): CertInfo {
   }
   const dnsNames = (c.subjectAltName ?? '').split(/,\s*/).filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4));
   return {
-    subject: c.subject.replace(/\n/g, ', '),
-    issuer: c.issuer.replace(/\n/g, ', '),
+    subject: (c.subject ?? '').replace(/\n/g, ', '),
+    issuer: (c.issuer ?? '').replace(/\n/g, ', '),
     serial: c.serialNumber.toLowerCase(),
     notBefore: new Date(c.validFrom),
     notAfter: new Date(c.validTo),
