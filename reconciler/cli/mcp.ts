@@ -1,8 +1,8 @@
 // `mlink mcp --repo DIR --agent NAME`: the MCP server on stdio for one local agent.
 // stdout carries MCP only; logs go to stderr.
-import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import { parseArgs } from 'node:util';
 import { buildServer } from '../../mcp/server.js';
+import { LineTransport } from '../../mcp/stdio.js';
 import { createDomain } from '../domain/index.js';
 import { StateStore } from '../state/store.js';
 import { DEFAULT_POLICY, checkPolicy, defaultTokensFile, findAgent, type AgentPolicy } from '../state/tokens.js';
@@ -41,8 +41,10 @@ export async function run(argv: string[]): Promise<number> {
     return 2;
   }
   const server = buildServer(createDomain({ store, agent }));
-  const transport = new StdioServerTransport();
-  const closed = new Promise<void>((resolve) => { transport.onclose = () => resolve(); process.stdin.once('end', () => resolve()); });
+  const transport = new LineTransport(process.stdin, process.stdout, {
+    onRefused: (e) => log.warn('mcp message refused', { code: e.error.code, id: e.id, reason: e.error.message }),
+  });
+  const closed = new Promise<void>((resolve) => { process.stdin.once('end', () => resolve()); process.stdin.once('close', () => resolve()); });
   await server.connect(transport);
   log.info('mcp on stdio', { agent: agent.name, mode: agent.mode, access: agent.access, repo: store.gitdir });
   await closed;
