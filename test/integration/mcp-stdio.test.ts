@@ -5,7 +5,7 @@ import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js'
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { LoggingMessageNotificationSchema, McpError, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { spawnMcp, type RawStdio } from '../support/raw-mcp.js';
 import { call, git, head, structured, tempState, text, type TempState } from '../support/state-repo.js';
 
@@ -85,10 +85,27 @@ describe('MCP over stdio (mlink mcp)', () => {
     expect(head(t.repo)).toBe(before);
   }, 60_000);
 
+  it('sends progress and, once the client set a level, log lines while a write waits', async () => {
+    const progress: string[] = [];
+    const logs: Array<{ level: string; data: unknown }> = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { logs.push(n.params); });
+    const r = await client.callTool({ name: 'delete_app', arguments: { name: 'api', project: 'shop', wait: 1 } }, undefined, { onprogress: (p) => { progress.push(p.message ?? ''); } }) as CallToolResult;
+    expect(structured<{ wait: { state: string } }>(r).wait.state).toBe('timeout');
+    expect(progress).toEqual([expect.stringMatching(/^app shop\/api: committed [0-9a-f]{12}; waiting for the reconciler$/)]);
+    expect(logs).toEqual([]); // no level set yet: no log lines
+    await client.setLoggingLevel('info');
+    const again = await client.callTool({ name: 'revert', arguments: { commit: structured<{ wait: { commit: string } }>(r).wait.commit, wait: 1 } }) as CallToolResult;
+    expect(structured<{ wait: { state: string } }>(again).wait.state).toBe('timeout');
+    expect(logs).toEqual([{ level: 'info', logger: 'mlink.reconciler', data: expect.stringMatching(/^shop\/api: committed [0-9a-f]{12}; waiting for the reconciler$/) }]);
+    await client.setLoggingLevel('error');
+    await client.callTool({ name: 'delete_app', arguments: { name: 'api', project: 'shop', wait: 1 } });
+    expect(logs).toHaveLength(1); // info lines are below the level now
+  }, 30_000);
+
   it('logs to stderr only: one JSON line per commit with the request id', async () => {
     await new Promise((r) => setTimeout(r, 100));
     const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; tool?: string });
-    expect(lines.filter((l) => l.msg === 'committed').map((l) => l.tool)).toEqual(['create_app', 'update_app']);
+    expect(lines.filter((l) => l.msg === 'committed').map((l) => l.tool)).toEqual(['create_app', 'update_app', 'delete_app', 'revert', 'delete_app']);
   });
 });
 
