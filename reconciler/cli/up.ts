@@ -9,6 +9,8 @@ import { startHttpServer } from '../../mcp/http.js';
 import { startEngine } from '../engine.js';
 import { startGitHttpServer } from '../build/git-http.js';
 import { initStateRepo } from '../state/init.js';
+import { StateStore } from '../state/store.js';
+import { announceReconciler } from '../status/running.js';
 import { defaultTokensFile, ensureAgentToken } from '../state/tokens.js';
 import { log } from '../util/log.js';
 import { dataDir } from '../util/paths.js';
@@ -58,6 +60,8 @@ export async function run(argv: string[]): Promise<number> {
     const agent = values.agent ?? 'agent';
     const { token } = await ensureAgentToken(tokensFile, { name: agent, projects: ['*'], mode: 'commit', access: 'write' });
     const server = await startHttpServer({ repoDir, tokensFile, host: '127.0.0.1', port, liveState: engine.liveState });
+    // `mlink mcp` on stdio for this repo shows the same live state.
+    const withdraw = announceReconciler(StateStore.open(repoDir).gitdir, { cluster: engine.cluster, routesDir: cfg.traefik.routesDir, webPort: cfg.traefik.webPort, buildsDir: dirs.builds });
 
     process.stdout.write([
       '',
@@ -78,6 +82,7 @@ export async function run(argv: string[]): Promise<number> {
       process.once('SIGTERM', resolve);
     });
     log.info('stopping');
+    withdraw();
     await server.close();
     await gitServer.close();
     await engine.stop();

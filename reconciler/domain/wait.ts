@@ -106,8 +106,9 @@ export function decide(id: ResourceId, notes: NotedCommit[]): Decision {
 }
 
 function stepOf(message: string): { step?: string } {
-  const m = /at step "((?:[^"\\]|\\.)*)"/.exec(message);
-  return m?.[1] ? { step: m[1].replace(/\\"/g, '"') } : {};
+  // The step itself may hold quotes (sandbox: node --check "server.js"); it ends at `": `.
+  const m = /at step "(.*?)": /.exec(message);
+  return m?.[1] ? { step: m[1] } : {};
 }
 
 async function notesSince(store: StateStore, chain: string[]): Promise<NotedCommit[]> {
@@ -183,7 +184,6 @@ export async function waitForChange(store: StateStore, live: LiveStateProvider, 
   if (!ids.length) return done('live', `commit ${commit.slice(0, 12)} changes no app or database: nothing to wait for`, [], commit);
   const watchers = ids.map((id) => new Watcher(id, opts));
   for (const w of watchers) w.say(`committed ${commit.slice(0, 12)}; waiting for the reconciler`);
-  const noReconciler = !live.sync;
   for (;;) {
     const chain = (await commitsSince(store, commit)) ?? [commit];
     const notes = await notesSince(store, chain);
@@ -204,6 +204,7 @@ export async function waitForChange(store: StateStore, live: LiveStateProvider, 
     if (!pending.length && unknown.length) return done('unknown', unknown.map((o) => `${label(o)}: ${o.reason}`).join('\n'), outcomes, commit);
     if (!pending.length) return done('live', outcomes.map((o, i) => `${label(o)} is ${ids[i]!.removed ? 'removed' : `live${o.url ? ` at ${o.url}` : ''}`}`).join('\n'), outcomes, commit);
     if (opts.signal?.aborted || Date.now() - t0 >= opts.timeoutMs) {
+      const noReconciler = states.every((st) => !st.known && st.reason === RECONCILER_NOT_RUNNING);
       const hint = noReconciler ? ' (no reconciler runs in this server: is `mlink up` running for this state repo?)' : '';
       const lines = pending.map(([o, s]) => `${label(o)} still pending: ${o.reason}${statusLine(s)}`);
       return done('timeout', `${opts.signal?.aborted ? 'the wait was cancelled' : `the wait ran out after ${Math.round((Date.now() - t0) / 1000)} s`}${hint}; get_app shows how it goes on:\n${lines.join('\n')}`, outcomes, commit);
@@ -220,7 +221,8 @@ function outcome(id: ChangedResource, d: Decision, s: LiveStatus): ResourceOutco
   if (unlisted && !s.known && s.reason !== RECONCILER_NOT_RUNNING) return { ...base, state: 'unknown', reason: s.reason };
   return {
     ...base, ...decision,
-    ...(d.state === 'failed' && !d.step && s.known ? stepFromBuild(s) : {}),
+    // the build record names the failed step exactly; the note's message is the fallback
+    ...(d.state === 'failed' && d.phase === 'BuildFailed' && s.known ? stepFromBuild(s) : {}),
     ...(d.state === 'live' && !id.removed && s.known && s.url ? { url: s.url } : {}),
   };
 }
