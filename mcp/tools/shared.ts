@@ -106,7 +106,9 @@ export function writeAndWait(server: McpServer, domain: Domain, extra: Extra, se
     const token = extra._meta?.progressToken;
     const level = levels.get(server);
     let progress = 0;
-    const notify = (n: ServerNotification): void => { void extra.sendNotification(n).catch(() => undefined); };
+    // Sent one after the other, and all before the result: a client must not get the result ahead of the last progress.
+    let sent = Promise.resolve();
+    const notify = (n: ServerNotification): void => { sent = sent.then(() => extra.sendNotification(n)).catch(() => undefined); };
     const outcome = await domain.waitFor(result, {
       timeoutMs: seconds * 1000,
       signal: extra.signal,
@@ -115,6 +117,7 @@ export function writeAndWait(server: McpServer, domain: Domain, extra: Extra, se
         if (passes(level?.get(), l.level)) notify({ method: 'notifications/message', params: { level: l.level, logger: `mlink.${l.source}`, data: `${l.resource}: ${l.text}` } });
       },
     });
+    await sent;
     return { ...result, wait: outcome };
   });
 }

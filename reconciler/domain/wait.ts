@@ -4,12 +4,13 @@
 // the commit says), and, for progress while a pass runs, the live status of each
 // resource (build step, replicas started, route moved). A commit the reconciler skipped
 // because a newer one landed is covered by the newer one's note.
-import type { Kind } from '../../schemas/index.js';
+import type { App, Kind } from '../../schemas/index.js';
 import { readNote } from '../state/notes.js';
 import { MAIN, type StateStore } from '../state/store.js';
 import { diffTrees } from '../state/tree.js';
 import { parseNote, type StatusRecord } from '../status/record.js';
 import { RECONCILER_NOT_RUNNING, type LiveStateProvider, type LiveStatus, type ResourceId } from './live-state.js';
+import { readManifest } from './manifests.js';
 import type { WriteResult } from './write.js';
 
 export type ResourceState = 'live' | 'failed' | 'pending' | 'unknown';
@@ -126,7 +127,8 @@ class Watcher {
   private said = '';
   private buildLines = new Map<string, number>();
   private runtimeLines = new Map<string, number>();
-  constructor(readonly id: ResourceId, private readonly opts: WaitOptions) {}
+  /** `source`: the source commit the change builds (its manifest's), so only that build's log is followed. */
+  constructor(readonly id: ResourceId, private readonly opts: WaitOptions, private readonly source?: string) {}
 
   say(message: string): void {
     if (message === this.said) return;
@@ -135,12 +137,13 @@ class Watcher {
     this.opts.onLog?.({ level: 'info', source: 'reconciler', resource: `${this.id.project}/${this.id.name}`, text: message });
   }
 
+  /** Progress of a pending change: its build, then its new replicas starting, answering, taking traffic. */
   async look(live: LiveStateProvider, status: LiveStatus, chain: string[]): Promise<void> {
     if (!status.known) return;
+    await this.buildLog(live, status);
     const build = status.build as { phase?: string; progress?: string } | undefined;
     if (status.phase === 'Building' && build?.progress) {
       this.say(`build ${build.progress}`);
-      await this.follow(live, 'build', this.buildLines);
       return;
     }
     const fresh = (status.replicas ?? []).filter((r) => chain.includes(r.commit));
@@ -153,6 +156,12 @@ class Watcher {
     await this.follow(live, 'runtime', this.runtimeLines);
   }
 
+  /** The change's own build log, up to its last line (also once the build is over: a quick one ends between looks). */
+  async buildLog(live: LiveStateProvider, status: LiveStatus): Promise<void> {
+    const build = status.known ? status.build as { commit?: string } | undefined : undefined;
+    if (this.source && build?.commit === this.source) await this.follow(live, 'build', this.buildLines);
+  }
+
   /** New lines of the build log or the newest container's output, as log lines. */
   private async follow(live: LiveStateProvider, kind: 'build' | 'runtime', seen: Map<string, number>): Promise<void> {
     if (!live.logs || !this.opts.onLog) return;
@@ -163,6 +172,14 @@ class Watcher {
     seen.set(source, logs.lines.length);
     for (const text of logs.lines.slice(from)) this.opts.onLog({ level: 'info', source: kind, resource: `${this.id.project}/${this.id.name}`, text });
   }
+}
+
+/** The source commit an app's manifest at `commit` builds, if it builds from source. */
+async function sourceCommit(store: StateStore, commit: string, id: ChangedResource): Promise<string | undefined> {
+  if (id.kind !== 'App' || id.removed) return undefined;
+  const found = await readManifest<App>(await store.view(commit), 'App', id.project, id.name).catch(() => undefined);
+  const src = found?.manifest.spec.source;
+  return src && 'repo' in src ? src.repo.commit : src && 'git' in src ? src.git.commit : undefined;
 }
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> => new Promise((resolve) => {
@@ -182,7 +199,7 @@ export async function waitForChange(store: StateStore, live: LiveStateProvider, 
   if (!commit) return done('live', 'nothing to wait for: the state repo is empty', [], null);
   const ids = await changedResources(store, commit);
   if (!ids.length) return done('live', `commit ${commit.slice(0, 12)} changes no app or database: nothing to wait for`, [], commit);
-  const watchers = ids.map((id) => new Watcher(id, opts));
+  const watchers = await Promise.all(ids.map(async (id) => new Watcher(id, opts, await sourceCommit(store, commit, id))));
   for (const w of watchers) w.say(`committed ${commit.slice(0, 12)}; waiting for the reconciler`);
   for (;;) {
     const chain = (await commitsSince(store, commit)) ?? [commit];
@@ -191,6 +208,7 @@ export async function waitForChange(store: StateStore, live: LiveStateProvider, 
     const outcomes = ids.map((id, i) => outcome(id, decide(id, notes), states[i]!));
     for (const [i, w] of watchers.entries()) {
       const o = outcomes[i]!;
+      if (o.state !== 'pending') await w.buildLog(live, states[i]!);
       if (o.state === 'live') w.say(ids[i]!.removed ? 'removed' : o.url ? `live, serving at ${o.url}` : 'live');
       else if (o.state === 'failed') {
         w.say(`failed (${o.phase ?? 'Failed'}${o.step ? ` at step "${o.step}"` : ''})`);
