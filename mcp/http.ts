@@ -1,22 +1,31 @@
-// Streamable HTTP transport at /mcp. Each request carries a bearer token from the tokens
-// file; the token decides the agent identity, its projects, review mode and access.
-// Stateless: every POST gets a fresh server bound to the caller's identity, so one
-// agent's session can never act as another. Host and Origin must be loopback unless
-// the caller widens them (DNS-rebinding protection).
+// Streamable HTTP transport at /mcp, over HTTPS when given a certificate. Each request
+// carries a bearer token from the tokens file; the token decides the agent identity, its
+// projects, review mode and access. Stateless: every POST gets a fresh server bound to
+// the caller's identity, so one agent's session can never act as another. A POST whose
+// request asks for progress (or whose token set a log level) is answered with an SSE
+// stream, so notifications reach the client before the result. Host and Origin must be
+// names this endpoint answers to (DNS-rebinding protection).
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { isJSONRPCRequest, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { isIP, type AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { createDomain, type LiveStateProvider } from '../reconciler/domain/index.js';
 import { StateStore } from '../reconciler/state/store.js';
 import { verifyToken, type AgentPolicy } from '../reconciler/state/tokens.js';
 import { log } from '../reconciler/util/log.js';
+import { INVALID_REQUEST, IdScanner, MAX_MESSAGE_BYTES, checkText, errorAnswer, tooLarge, type JsonRpcError } from './jsonrpc.js';
 import { buildServer } from './server.js';
+import { LevelsByKey, type LogLevelStore } from './session.js';
+import type { Certificate, CertificateSource } from './tls.js';
 
 export { ensureAgentToken, issueToken, defaultTokensFile } from '../reconciler/state/tokens.js';
 
 export const LOOPBACK_HOSTS = ['localhost', '127.0.0.1', '[::1]', '::1'];
-/** Largest request body read; tool inputs are bounded far below this by their schemas. */
-export const MAX_BODY_BYTES = 16 * 1024 * 1024;
+/** Largest request body read (the same limit as a stdio line). */
+export const MAX_BODY_BYTES = MAX_MESSAGE_BYTES;
 
 export interface HttpServerOptions {
   repoDir: string;
@@ -24,93 +33,160 @@ export interface HttpServerOptions {
   host?: string;
   port?: number;
   liveState?: LiveStateProvider;
-  /** Host names (without port) accepted in Host and Origin; default loopback only. */
+  /** Host names (without port) accepted in Host and Origin, instead of the defaults (see endpointHosts). */
   allowedHosts?: string[];
+  /** Names accepted besides the defaults (`--allow-host`). */
+  extraHosts?: string[];
+  /** Serve HTTPS with the certificate this source gives. */
+  tls?: CertificateSource;
 }
 
-export interface RunningHttpServer { url: string; close(): Promise<void> }
+export interface RunningHttpServer { url: string; allowedHosts: string[]; certificate?: string; close(): Promise<void> }
 
 function hostname(value: string): string {
-  if (value.startsWith('[')) return value.slice(0, value.indexOf(']') + 1);
-  return value.split(':')[0] ?? '';
+  const v = value.toLowerCase();
+  if (v.startsWith('[')) return v.slice(0, v.indexOf(']') + 1);
+  return v.split(':')[0] ?? '';
+}
+
+function answer(res: ServerResponse, status: number, body: JsonRpcError | JsonRpcError[], headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
 }
 
 function reject(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': 'application/json', ...headers });
-  res.end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message }, id: null }));
+  answer(res, status, errorAnswer(null, -32000, message), headers);
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+type Body = { text: string } | { tooLarge: JsonRpcError };
+
+/** The body's text; past the limit the rest is read but not kept, only scanned for the request's id. */
+async function readBody(req: IncomingMessage): Promise<Body> {
   const chunks: Buffer[] = [];
   let size = 0;
+  let scanner: IdScanner | null = null;
   for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) throw Object.assign(new Error(`request body is larger than ${MAX_BODY_BYTES} bytes`), { status: 413 });
-    chunks.push(chunk as Buffer);
+    const c = chunk as Buffer;
+    size += c.length;
+    if (scanner) { scanner.feed(c); continue; }
+    chunks.push(c);
+    if (size > MAX_BODY_BYTES) {
+      scanner = new IdScanner();
+      for (const k of chunks) scanner.feed(k);
+      chunks.length = 0;
+    }
   }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw Object.assign(new Error('request body is not JSON'), { status: 400 });
-  }
+  return scanner ? { tooLarge: tooLarge(scanner.id, size) } : { text: Buffer.concat(chunks).toString('utf8') };
 }
 
-/** Why a request may not proceed (Host/Origin), or null. */
+/** Why a request may not proceed (Host/Origin), or null. Host names compare case-insensitively. */
 export function originProblem(req: IncomingMessage, allowed: string[]): string | null {
+  const names = allowed.map((a) => a.toLowerCase());
   const host = req.headers.host;
-  if (!host || !allowed.includes(hostname(host))) return `Host ${JSON.stringify(host ?? '')} is not allowed (allowed: ${allowed.join(', ')})`;
+  if (!host || !names.includes(hostname(host))) return `Host ${JSON.stringify(host ?? '')} is not allowed (allowed: ${allowed.join(', ')})`;
   const origin = req.headers.origin;
   if (origin) {
     let name: string;
-    try { name = new URL(origin).hostname; } catch { return `Origin ${JSON.stringify(origin)} is not a URL`; }
+    try { name = new URL(origin).hostname.toLowerCase(); } catch { return `Origin ${JSON.stringify(origin)} is not a URL`; }
     const bracketed = name.includes(':') && !name.startsWith('[') ? `[${name}]` : name;
-    if (!allowed.includes(name) && !allowed.includes(bracketed)) return `Origin ${JSON.stringify(origin)} is not allowed (allowed hosts: ${allowed.join(', ')})`;
+    if (!names.includes(name) && !names.includes(bracketed)) return `Origin ${JSON.stringify(origin)} is not allowed (allowed hosts: ${allowed.join(', ')})`;
   }
   return null;
 }
 
-async function authenticate(req: IncomingMessage, tokensFile: string): Promise<AgentPolicy | null> {
+/**
+ * The Host names an endpoint answers to unless told otherwise: loopback, the address it
+ * listens on (every address of this machine for 0.0.0.0 or ::), and the names its
+ * certificate is valid for. Any other name is refused, so a DNS-rebinding page cannot
+ * reach it.
+ */
+export function endpointHosts(listenHost: string, certificateNames: string[] = []): string[] {
+  const h = listenHost.replace(/^\[|\]$/g, '').toLowerCase();
+  const wildcard = h === '0.0.0.0' || h === '::' || h === '';
+  const own = wildcard
+    ? Object.values(networkInterfaces()).flat().flatMap((i) => (i && (h !== '0.0.0.0' || i.family === 'IPv4') ? [i.address] : []))
+    : [h];
+  const bracket = (a: string): string[] => (a.includes(':') ? [`[${a}]`, a] : [a]);
+  return [...new Set([...LOOPBACK_HOSTS, ...own.flatMap(bracket), ...certificateNames.filter((n) => !n.startsWith('*')).flatMap(bracket)])];
+}
+
+async function authenticate(req: IncomingMessage, tokensFile: string): Promise<{ agent: AgentPolicy; key: string } | null> {
   const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-  return m?.[1] ? verifyToken(tokensFile, m[1]) : null;
+  if (!m?.[1]) return null;
+  const agent = await verifyToken(tokensFile, m[1]);
+  return agent ? { agent, key: createHash('sha256').update(m[1]).digest('hex') } : null;
+}
+
+/** A request asks for a stream when it gives a progress token, or is a tool call from a client that set a log level. */
+function wantsStream(message: JSONRPCMessage, levels: LogLevelStore): boolean {
+  if (!isJSONRPCRequest(message)) return false;
+  if (message.params?._meta?.progressToken !== undefined) return true;
+  return message.method === 'tools/call' && levels.get() !== undefined;
+}
+
+/** The URL agents are given: a name the certificate covers when there is one, else the address listened on. */
+function endpointUrl(scheme: string, addr: AddressInfo, cert: Certificate | undefined): string {
+  const wildcard = addr.address === '0.0.0.0' || addr.address === '::';
+  const named = cert?.names.find((n) => !n.startsWith('*') && isIP(n) === 0);
+  let host = addr.address;
+  if (cert && !cert.names.includes(addr.address)) host = named ?? cert.names.find((n) => isIP(n) !== 0) ?? host;
+  if (wildcard && host === addr.address) {
+    host = Object.values(networkInterfaces()).flat().find((i) => i && !i.internal && i.family === 'IPv4')?.address ?? '127.0.0.1';
+  }
+  return `${scheme}://${isIP(host) === 6 ? `[${host}]` : host}:${addr.port}/mcp`;
 }
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<RunningHttpServer> {
   const store = StateStore.open(opts.repoDir);
-  const allowed = opts.allowedHosts ?? LOOPBACK_HOSTS;
-  const http = createServer((req, res) => {
+  const cert = opts.tls ? await opts.tls.load() : undefined;
+  const listenHost = opts.host ?? '127.0.0.1';
+  const allowed = [...new Set([...(opts.allowedHosts ?? endpointHosts(listenHost, cert?.names)), ...(opts.extraHosts ?? [])].map((h) => h.toLowerCase()))];
+  const levels = new LevelsByKey();
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     void serve(req, res).catch((err: unknown) => {
       log.error('http request failed', { err });
       if (!res.headersSent) reject(res, 500, 'internal error');
     });
-  });
+  };
+  const http = cert ? createHttpsServer({ cert: cert.cert, key: cert.key }, handler) : createServer(handler);
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/mcp') return reject(res, 404, 'not found: the MCP endpoint is /mcp');
     const problem = originProblem(req, allowed);
     if (problem) return reject(res, 403, problem);
-    const agent = await authenticate(req, opts.tokensFile);
-    if (!agent) return reject(res, 401, 'missing or unknown bearer token; ask the operator for one (`mlink token add NAME`)', { 'www-authenticate': 'Bearer realm="mlink"' });
+    const caller = await authenticate(req, opts.tokensFile);
+    if (!caller) return reject(res, 401, 'missing or unknown bearer token; ask the operator for one (`mlink token add NAME`)', { 'www-authenticate': 'Bearer realm="mlink"' });
     if (req.method !== 'POST') return reject(res, 405, 'this server is stateless: only POST is supported', { allow: 'POST' });
-    let body: unknown;
-    try { body = await readBody(req); } catch (err) {
-      return reject(res, (err as { status?: number }).status ?? 400, (err as Error).message);
+    const body = await readBody(req);
+    if ('tooLarge' in body) {
+      log.warn('mcp message refused', { agent: caller.agent.name, id: body.tooLarge.id, reason: body.tooLarge.error.message });
+      return answer(res, 413, body.tooLarge);
     }
-    const server = buildServer(createDomain({ store, agent, liveState: opts.liveState }));
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    const checked = checkText(body.text);
+    if ('errors' in checked) {
+      // A batch gets a batch of answers (one per request in it); anything else one answer.
+      const first = checked.errors[0] ?? errorAnswer(null, INVALID_REQUEST, 'Invalid Request: a malformed JSON-RPC response');
+      log.warn('mcp message refused', { agent: caller.agent.name, id: first.id, reason: first.error.message });
+      return answer(res, 400, checked.batch ? checked.errors : first);
+    }
+    const level = levels.store(caller.key);
+    const server = buildServer(createDomain({ store, agent: caller.agent, liveState: opts.liveState }), { logLevel: level });
+    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: !wantsStream(checked.message, level) });
     res.on('close', () => { void transport.close(); void server.close(); });
     await server.connect(transport);
-    await transport.handleRequest(req, res, body);
+    await transport.handleRequest(req, res, checked.message);
   }
 
   await new Promise<void>((resolve, rejectListen) => {
     http.once('error', rejectListen);
-    http.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => resolve());
+    http.listen(opts.port ?? 0, listenHost, () => resolve());
   });
   const addr = http.address() as AddressInfo;
-  const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   return {
-    url: `http://${host}:${addr.port}/mcp`,
+    url: endpointUrl(cert ? 'https' : 'http', addr, cert),
+    allowedHosts: allowed,
+    ...(cert ? { certificate: cert.describe } : {}),
     close: () => new Promise<void>((resolve) => { http.closeAllConnections(); http.close(() => resolve()); }),
   };
 }

@@ -2,10 +2,11 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { Domain } from '../../reconciler/domain/index.js';
-import { handle } from './shared.js';
+import { handle, reads } from './shared.js';
 
 export function registerProposalTools(server: McpServer, domain: Domain): void {
   server.registerTool('list_proposals', {
+    title: 'List proposals',
     description: 'Open proposals (changes waiting for a human to approve): id, agent, files and commits. Add to your own with the proposal field of a write tool.',
     inputSchema: z.strictObject({}),
     outputSchema: {
@@ -15,5 +16,6 @@ export function registerProposalTools(server: McpServer, domain: Domain): void {
         files: z.array(z.object({ path: z.string(), change: z.string() })),
       })),
     },
+    annotations: reads('List proposals'),
   }, () => handle('list_proposals', () => domain.listProposals(), (r) => r.proposals.map((p) => `${p.id} by ${p.agent}: ${p.subject} (${p.files.length} files)`).join('\n') || 'no open proposals'));
 }

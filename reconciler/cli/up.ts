@@ -9,16 +9,22 @@ import { startHttpServer } from '../../mcp/http.js';
 import { startEngine } from '../engine.js';
 import { startGitHttpServer } from '../source-repos/git-http.js';
 import { initStateRepo } from '../state/init.js';
+import { StateStore } from '../state/store.js';
+import { announceReconciler } from '../status/running.js';
 import { defaultTokensFile, ensureAgentToken } from '../state/tokens.js';
 import { log } from '../util/log.js';
 import { dataDir } from '../util/paths.js';
+import { ENDPOINT_HELP, ENDPOINT_OPTIONS, endpointFrom } from './endpoint.js';
 
-const HELP = `usage: mlink up [--repo DIR] [--cluster NAME] [--port 7331] [--git-port 7332] [--drift-interval SECONDS] [--agent NAME] [--skip-setup]
+const HELP = `usage: mlink up [--repo DIR] [--cluster NAME] [--port 7331] [--listen HOST[:PORT] --tls-cert FILE --tls-key FILE] [--git-port 7332] [--drift-interval SECONDS] [--agent NAME] [--skip-setup]
 
 Runs ml.ink on embedded defaults: sets up Docker with runsc, Temporal, Traefik and the
 registry if needed, creates the state repo if missing, starts the reconciler and serves
-MCP at http://127.0.0.1:PORT/mcp and the apps' source repos (read-only git over HTTP)
-at http://127.0.0.1:GIT-PORT/<project>/<app>.git. Prints the agent token the first time.
+MCP at http://127.0.0.1:PORT/mcp (or where --listen says, over HTTPS) and the apps'
+source repos (read-only git over HTTP) at http://127.0.0.1:GIT-PORT/<project>/<app>.git.
+Prints the agent token the first time.
+
+${ENDPOINT_HELP}
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -26,7 +32,7 @@ export async function run(argv: string[]): Promise<number> {
     args: argv,
     options: {
       repo: { type: 'string' }, cluster: { type: 'string' }, port: { type: 'string' }, 'drift-interval': { type: 'string' }, agent: { type: 'string' },
-      'skip-setup': { type: 'boolean' }, 'drain-ms': { type: 'string' }, 'git-port': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      'skip-setup': { type: 'boolean' }, 'drain-ms': { type: 'string' }, 'git-port': { type: 'string' }, ...ENDPOINT_OPTIONS, help: { type: 'boolean', short: 'h' },
     },
   });
   if (values.help) { process.stdout.write(HELP); return 0; }
@@ -38,7 +44,11 @@ export async function run(argv: string[]): Promise<number> {
   for (const [flag, v, ok] of [['--port', port, port >= 0 && port <= 65535], ['--git-port', gitPort, gitPort >= 0 && gitPort <= 65535], ['--drift-interval', driftSeconds, driftSeconds >= 1], ['--drain-ms', drainMs, drainMs >= 0]] as const) {
     if (!Number.isInteger(v) || !ok) { process.stderr.write(`mlink up: ${flag} got ${v}; give a whole number in range (see --help)\n`); return 2; }
   }
+  const endpoint = endpointFrom(values, { host: '127.0.0.1', port }, { port: values.port !== undefined });
+  if ('error' in endpoint) { process.stderr.write(`mlink up: ${endpoint.error}\n`); return 2; }
   try {
+    // A certificate that cannot be used stops us before anything starts.
+    await endpoint.tls?.load();
     const cfg = infraConfig();
     if (!values['skip-setup']) await runSetup({ cfg });
     const repoDir = values.repo ?? dirs.stateRepo;
@@ -57,12 +67,18 @@ export async function run(argv: string[]): Promise<number> {
     const tokensFile = defaultTokensFile();
     const agent = values.agent ?? 'agent';
     const { token } = await ensureAgentToken(tokensFile, { name: agent, projects: ['*'], mode: 'commit', access: 'write' });
-    const server = await startHttpServer({ repoDir, tokensFile, host: '127.0.0.1', port, liveState: engine.liveState });
+    const server = await startHttpServer({
+      repoDir, tokensFile, host: endpoint.host, port: endpoint.port, extraHosts: endpoint.extraHosts, liveState: engine.liveState,
+      ...(endpoint.tls ? { tls: endpoint.tls } : {}),
+    });
+    // `mlink mcp` on stdio for this repo shows the same live state.
+    const withdraw = announceReconciler(StateStore.open(repoDir).gitdir, { cluster: engine.cluster, routesDir: cfg.traefik.routesDir, webPort: cfg.traefik.webPort, buildsDir: dirs.builds });
 
     process.stdout.write([
       '',
       'ml.ink is up.',
       `  MCP endpoint   ${server.url}`,
+      ...(server.certificate ? [`  certificate    ${server.certificate}; Host names allowed: ${server.allowedHosts.join(', ')}`] : []),
       token ? `  agent token    ${token}   (agent "${agent}", all projects; shown once, keep it)` : `  agent token    agent "${agent}" already has one; \`npx mlink token add ${agent}\` issues a new one`,
       `  apps served at http://<app>.<project>.localhost:${cfg.traefik.webPort}/ (Traefik)`,
       `  state repo     ${init.dir}   (git clone it to review, revert, audit)`,
@@ -78,6 +94,7 @@ export async function run(argv: string[]): Promise<number> {
       process.once('SIGTERM', resolve);
     });
     log.info('stopping');
+    withdraw();
     await server.close();
     await gitServer.close();
     await engine.stop();

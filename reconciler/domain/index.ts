@@ -13,12 +13,14 @@ import type { Ctx, WriteResult } from './write.js';
 import { appLogs, type AppLogsInput } from './app-logs.js';
 import type { AppLogs } from './live-state.js';
 import type { SourceRepos } from '../source-repos/source-repo.js';
+import { waitForChange, type WaitOptions, type WaitOutcome } from './wait.js';
 
 export type { WriteResult } from './write.js';
 export type { CreateAppInput, UpdateAppInput } from './app-input.js';
 export type { CreateDatabaseInput } from './databases.js';
 export { DomainError } from './errors.js';
 export { unknownLiveState, RECONCILER_NOT_RUNNING, type LiveStateProvider } from './live-state.js';
+export type { WaitOptions, WaitOutcome, WaitProgress, WaitLogLine, ResourceOutcome } from './wait.js';
 
 type Ident = { name: string; project?: string };
 type Guarded = Ident & { expected_revision?: string; proposal?: string };
@@ -41,6 +43,8 @@ export interface Domain {
   plan(input: { project?: string }): ReturnType<typeof hist.plan>;
   listProposals(): ReturnType<typeof listProposals>;
   sync(): Promise<{ requested: boolean; message: string }>;
+  /** Waits for a write's change to go live, fail, or the time to run out (see wait.ts). */
+  waitFor(change: Pick<WriteResult, 'commit' | 'proposal'>, opts: WaitOptions): Promise<WaitOutcome>;
 }
 
 export interface DomainOptions { store: StateStore; agent: AgentPolicy; liveState?: LiveStateProvider; sources?: SourceRepos }
@@ -76,5 +80,6 @@ export function createDomain(opts: DomainOptions): Domain {
       await live.sync();
       return { requested: true, message: 'reconcile requested: the newest commit on main is applied within moments; get_app shows the result' };
     },
+    waitFor: (change, o) => waitForChange(opts.store, live, change, o),
   };
 }

@@ -5,9 +5,12 @@ import type { Kind } from '../../schemas/index.js';
 export interface ResourceId { kind: Kind; project: string; name: string }
 export interface DesiredResource extends ResourceId { revision: string }
 
+/** One container of a resource as observed: the commit it was started for, and whether the route sends it traffic. */
+export interface ReplicaStatus { container: string; commit: string; running: boolean; serving: boolean }
+
 export type LiveStatus =
   | { known: false; reason: string }
-  | { known: true; phase: string; message?: string; appliedCommit?: string; url?: string; updatedAt?: string; progress?: string; build?: Record<string, unknown> };
+  | { known: true; phase: string; message?: string; appliedCommit?: string; url?: string; updatedAt?: string; progress?: string; build?: Record<string, unknown>; replicas?: ReplicaStatus[] };
 
 export interface LogsRequest { kind: 'build' | 'runtime'; lines: number; since?: number }
 export interface AppLogs { kind: 'build' | 'runtime'; source: string; lines: string[]; truncated: boolean }

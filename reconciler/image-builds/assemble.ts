@@ -54,7 +54,14 @@ export function prefixTag(prefix: string): string {
 
 interface Prefix { config: Record<string, unknown>; architecture: string; os: string; layers: string[]; history?: Array<Record<string, unknown>> }
 
-const prefixBuilds = new Map<string, Promise<void>>();
+/**
+ * A prefix build under way, shared by every build that needs the same prefix at once. It
+ * has its own stop, pulled only when every build waiting on it stopped: one build's time
+ * limit or failed check must not fail another build with "stopped" (a final failure,
+ * never retried for that source). Its log lines go to every build waiting on it.
+ */
+interface PrefixBuild { done: Promise<void>; stop: AbortController; waiting: number; listeners: Set<(l: string) => void> }
+const prefixBuilds = new Map<string, PrefixBuild>();
 const histories = new Map<string, Array<Record<string, unknown>> | undefined>();
 
 /**
@@ -92,25 +99,48 @@ async function prefixImage(docker: Docker, prefix: string, opts: { limits: Limit
   let info = await inspect();
   if (!info) {
     let running = prefixBuilds.get(tag);
+    if (running?.stop.signal.aborted) running = undefined; // every build waiting on it stopped: a new one starts
     if (!running) {
-      running = (async () => {
+      const build: PrefixBuild = { stop: new AbortController(), waiting: 0, listeners: new Set(), done: Promise.resolve() };
+      build.done = (async () => {
         const dir = await mkdtemp(join(tmpdir(), 'mlink-prefix-'));
         try {
           await writeFile(join(dir, 'Dockerfile'), prefix);
-          await dockerBuild(docker, tarContext(dir), { tag, dockerfile: 'Dockerfile', limits: opts.limits, signal: opts.signal, onLine: (l) => opts.onLine(`prefix: ${l}`), onStep: () => undefined });
+          await dockerBuild(docker, tarContext(dir), { tag, dockerfile: 'Dockerfile', limits: opts.limits, signal: build.stop.signal, onLine: (l) => { for (const f of build.listeners) f(`prefix: ${l}`); }, onStep: () => undefined });
         } finally {
           await rm(dir, { recursive: true, force: true });
         }
-      })().finally(() => prefixBuilds.delete(tag));
-      prefixBuilds.set(tag, running);
+      })().finally(() => { if (prefixBuilds.get(tag) === build) prefixBuilds.delete(tag); });
+      prefixBuilds.set(tag, build);
+      running = build;
       built = true;
     }
-    await running;
+    await joinBuild(running, opts.signal, opts.onLine, opts.limits.timeoutMs);
     info = await inspect();
     if (!info) throw new Error(`the prefix image ${tag} is missing right after its build`);
   }
   const layers = info.RootFS.Layers ?? [];
   return { tag, built, config: info.Config as unknown as Record<string, unknown>, architecture: info.Architecture, os: info.Os, layers, history: await historyOf(docker, info.Id, layers.length) };
+}
+
+/** Waits for a shared prefix build as one of its builds: stopping `signal` stops the wait, and the build once nobody waits. */
+async function joinBuild(b: PrefixBuild, signal: AbortSignal, onLine: (l: string) => void, timeoutMs: number): Promise<void> {
+  b.waiting++;
+  b.listeners.add(onLine);
+  let leave = (): void => undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    leave = (): void => { if (--b.waiting === 0) b.stop.abort(); reject(new StepFailed('image: prefix', `the build took longer than ${Math.round(timeoutMs / 1000)} s and was stopped`)); };
+    if (signal.aborted) leave();
+    else signal.addEventListener('abort', leave, { once: true });
+  });
+  stopped.catch(() => undefined);
+  try {
+    await Promise.race([b.done, stopped]);
+  } finally {
+    signal.removeEventListener('abort', leave);
+    b.listeners.delete(onLine);
+    if (!signal.aborted) b.waiting--;
+  }
 }
 
 // A ustar header (names here are short: the layer's top directory and the load archive's own entries).

@@ -3,7 +3,7 @@
 // by line to `onLine`. (Untrusted steps run in the app's gVisor sandbox: sandbox-pool.ts.)
 import type Docker from 'dockerode';
 import { spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 
 export interface Limits { cpu: number; memoryMb: number; timeoutMs: number }
 
@@ -16,9 +16,21 @@ export class StepFailed extends Error {
   }
 }
 
+/**
+ * `dir` as a tar stream. Piped at once: Node resumes (and so empties) a child's stdout
+ * that nothing reads when the child exits, and a small context's tar exits before
+ * dockerode starts reading, so Docker got an empty context ("Cannot locate specified
+ * Dockerfile"). A tar that fails ends the stream with its error instead of a short archive.
+ */
 export function tarContext(dir: string): Readable {
-  const child = spawn('tar', ['-C', dir, '-c', '.'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  return child.stdout;
+  const out = new PassThrough();
+  const child = spawn('tar', ['-C', dir, '-c', '.'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+  child.stdout.pipe(out, { end: false });
+  child.on('error', (e) => out.destroy(e));
+  child.on('close', (code) => (code === 0 ? out.end() : out.destroy(new Error(`tar of the build context ${dir} exited ${code}: ${err.trim().slice(-300)}`))));
+  return out;
 }
 
 /** Reads a Docker progress stream (build, push, pull, load) to its end, each event to `onEvent`. */

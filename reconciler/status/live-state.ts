@@ -50,6 +50,8 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
     if (failure) parts.push(`last error (${failure.phase}): ${failure.message}`);
     if (last?.phase === 'ValidationFailed') parts.push(`newest commit not applied: ${last.message}`);
     const build = deps.builds ? buildSummary(deps.builds, id.project, id.name) : undefined;
+    const routed = new Set(route?.servers.map((s) => new URL(s).hostname) ?? []);
+    const replicas = containers.map((c) => ({ container: c.name, commit: c.commit, running: c.running, serving: c.running && !!c.ip && routed.has(c.ip) }));
     if (build?.phase === 'Building') {
       phase = 'Building';
       parts.push(`building source ${build.commit.slice(0, 12)}: step ${build.progress}`);
@@ -62,6 +64,7 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
       ...(url ? { url } : {}),
       ...(last?.at ? { updatedAt: last.at } : {}),
       ...(build ? { progress: build.progress, build: { ...build } } : {}),
+      replicas,
     };
   }
 

@@ -108,6 +108,37 @@ describe('an assembled image', () => {
   }, 120_000);
 });
 
+describe('two builds of one prefix at once', () => {
+  // Regression: the prefix build shared by builds that need it at once ran under the
+  // first build's stop signal, so when that build stopped (its time limit, or its syntax
+  // check failed and its image step was called off), the other build failed with "the
+  // build took longer than ... and was stopped": a final failure, never retried for
+  // that source. Each build's context directory is its own (mkdtemp); the signal was shared.
+  it('a build that stops while they share the prefix build does not stop the other', async () => {
+    const text = `FROM ${(await import('../support/infra.js')).cfg.images.busybox}\nRUN sleep 3\nENV SHARED=${runId}\nWORKDIR /app\nCOPY . /app\n`;
+    const dir = mkdtempSync(join(work, 'shared-'));
+    writeFileSync(join(dir, 'index.html'), 'shared\n');
+    const asm = assembly(text, dir) as Assembly;
+    const tags = [`mlink-test/assemble:stopped-${runId}`, `mlink-test/assemble:kept-${runId}`];
+    const logs: string[][] = [[], []];
+    try {
+      const stop = new AbortController();
+      const first = loadAssembled(docker, asm, await writeLayer(dir, asm.dest, join(dir, '..', `a-${runId}.tar`), signal), tags[0]!, { limits, signal: stop.signal, onLine: (l) => logs[0]!.push(l) });
+      await new Promise((r) => setTimeout(r, 300));
+      const second = loadAssembled(docker, asm, await writeLayer(dir, asm.dest, join(dir, '..', `b-${runId}.tar`), signal), tags[1]!, { limits, signal, onLine: (l) => logs[1]!.push(l) });
+      setTimeout(() => stop.abort(), 1000);
+      const [a, b] = await Promise.allSettled([first, second]);
+      expect(a.status).toBe('rejected');
+      expect(b).toEqual({ status: 'fulfilled', value: { prefixTag: prefixTag(asm.prefix), prefixBuilt: false } });
+      expect(await must('docker', ['run', '--rm', '--network', 'none', tags[1]!, 'cat', '/app/index.html'])).toBe('shared\n');
+      // the build that joined sees the prefix build's log from then on
+      expect(logs[1]!.filter((l) => l.startsWith('prefix: ')).join('\n')).toMatch(/prefix: Successfully tagged mlink-prefix\/app:/);
+    } finally {
+      await run('docker', ['rmi', '-f', ...tags, prefixTag(asm.prefix)]);
+    }
+  }, 120_000);
+});
+
 describe('what goes to the classic builder instead', () => {
   it('a source with a .dockerignore of its own, a COPY to another directory, a Dockerfile that copies earlier', () => {
     const dir = mkdtempSync(join(work, 'ignore-'));

@@ -23,7 +23,10 @@ const cases: Array<[string, string, Record<string, unknown>, RegExp]> = [
   ['an unknown field', 'create_app', { ...ok, name: 'x', replica: 2 }, /Unrecognized key: "replica"/],
   ['an unknown nested field', 'create_app', { ...ok, name: 'x', resources: { memory: '1Gi' } }, /Unrecognized key: "memory"/],
   ['a wrong type', 'create_app', { ...ok, name: 'x', port: '80' }, /expected number, received string at port/],
-  ['an out-of-range value', 'create_app', { ...ok, name: 'x', port: 0 }, /spec\.port must be >= 1/],
+  ['an out-of-range value', 'create_app', { ...ok, name: 'x', port: 0 }, /Too small: expected number to be >=1 at port/],
+  ['an out-of-range nested value', 'create_app', { ...ok, name: 'x', resources: { memory_mb: 8 } }, /Too small: expected number to be >=16 at resources\.memory_mb/],
+  ['too many replicas', 'update_app', { name: 'web', replicas: 21 }, /Too big: expected number to be <=20 at replicas/],
+  ['a wait beyond its limit', 'create_app', { ...ok, name: 'x', wait: 3600 }, /Too big: expected number to be <=900 at wait/],
   ['a duplicate create', 'create_app', ok, /already_exists: app default\/web already exists/],
   ['a 10 MB payload in one file', 'create_app', { ...ok, name: 'x', source: { files: { 'big.txt': 'x'.repeat(10 * 1024 * 1024) } } }, /Too big: expected string to have <=262144 characters at source\.files\.big\.txt/],
   ['a 10 MB payload over many files', 'create_app', { ...ok, name: 'x', source: { files: Object.fromEntries(Array.from({ length: 40 }, (_, i) => [`f${i}.txt`, 'x'.repeat(256 * 1024)])) } }, /too_large: apps\/default\/x\.yaml: spec\.source\.files holds \d+ bytes in 40 files; at most 8388608 bytes/],
@@ -57,8 +60,9 @@ describe('bad input never reaches git', () => {
     const other = await call(scoped, 'create_app', ok);
     expect(text(other)).toMatch(/forbidden: agent "scoped" may not touch project "default" \(allowed: shop\)/);
     expect(text(await call(scoped, 'get_app', { name: 'web' }))).toMatch(/may not touch project "default"/);
-    expect(text(await call(reader, 'update_app', { name: 'web', port: 81 }))).toMatch(/forbidden: agent "reader" has a read-only token, so update_app is not allowed/);
-    expect(text(await call(reader, 'delete_app', { name: 'web' }))).toMatch(/read-only/);
+    // a read-only token is not offered the write tools at all
+    expect(text(await call(reader, 'update_app', { name: 'web', port: 81 }))).toMatch(/Tool update_app not found/);
+    expect(text(await call(reader, 'delete_app', { name: 'web' }))).toMatch(/Tool delete_app not found/);
     expect(refs(t.repo)).toBe(before);
     // Reading is still allowed for the read-only agent, and the scoped one can write its own project.
     expect(structured<{ apps: unknown[] }>(await call(reader, 'list_apps', {})).apps).toHaveLength(1);

@@ -2,6 +2,7 @@
 // decide identity, projects and access; Host and Origin are checked against loopback.
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { statSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -75,8 +76,18 @@ describe('MCP over Streamable HTTP', () => {
     const reader = await connect(tokens.reader);
     const r = await call(reader, 'create_app', { name: 'x', source: { image: 'nginx' }, port: 80 });
     expect(r.isError).toBe(true);
-    expect(text(r)).toMatch(/read-only token, so create_app is not allowed/);
+    expect(text(r)).toMatch(/Tool create_app not found/);
     expect(refs(t.repo)).toBe(before);
+  });
+
+  it('lists only the tools a read-only token may call, and says so in its instructions', async () => {
+    const reader = await connect(tokens.reader);
+    const names = (await reader.listTools()).tools.map((x) => x.name).sort();
+    expect(names).toEqual(['app_logs', 'get_app', 'get_database', 'history', 'list_apps', 'list_databases', 'list_proposals', 'plan', 'sync', 'whoami']);
+    expect(reader.getInstructions()).toMatch(/This token is read-only/);
+    const writer = await connect(tokens.alice);
+    expect((await writer.listTools()).tools.map((x) => x.name)).toEqual(expect.arrayContaining(['create_app', 'update_app', 'delete_app', 'revert', 'create_database', 'delete_database']));
+    expect(writer.getInstructions()).not.toMatch(/read-only/);
   });
 
   it('turns a 10 MB payload into an isError result without touching git', async () => {
@@ -95,6 +106,74 @@ describe('MCP over Streamable HTTP', () => {
     const res = await raw({});
     expect(res.status).toBe(401);
     expect(res.body).toContain('missing or unknown bearer token');
+  });
+
+  it('answers an oversized body, a body that is not JSON, a batch and a non-JSON-RPC body with a JSON-RPC error, and goes on', async () => {
+    const auth = { authorization: `Bearer ${tokens.alice}` };
+    const client = await connect(tokens.alice);
+    const big = await raw(auth, `{"jsonrpc":"2.0","method":"tools/call","params":{"name":"create_app","arguments":{"env":{"A":"${'y'.repeat(17 * 1024 * 1024)}"}}},"id":41}`);
+    expect(big.status).toBe(413);
+    expect(JSON.parse(big.body)).toEqual({ jsonrpc: '2.0', id: 41, error: { code: -32600, message: expect.stringMatching(/is \d+ bytes, larger than the limit of 16777216 bytes/) } });
+    expect(structured(await call(client, 'whoami', {}))).toMatchObject({ name: 'alice' });
+
+    const broken = await raw(auth, '{"jsonrpc":"2.0","id":42,"method":"ping"');
+    expect(broken.status).toBe(400);
+    expect(JSON.parse(broken.body)).toMatchObject({ id: 42, error: { code: -32700, message: expect.stringMatching(/^Parse error: the message is not JSON/) } });
+    expect(structured(await call(client, 'whoami', {}))).toMatchObject({ name: 'alice' });
+
+    const batch = await raw(auth, JSON.stringify([{ jsonrpc: '2.0', id: 43, method: 'ping' }, { jsonrpc: '2.0', id: 44, method: 'tools/list' }]));
+    expect(batch.status).toBe(400);
+    expect((JSON.parse(batch.body) as Array<{ id: number; error: { code: number } }>).map((e) => [e.id, e.error.code])).toEqual([[43, -32600], [44, -32600]]);
+    expect(structured(await call(client, 'whoami', {}))).toMatchObject({ name: 'alice' });
+
+    const notRpc = await raw(auth, JSON.stringify({ id: 45, method: 'ping' }));
+    expect(notRpc.status).toBe(400);
+    expect(JSON.parse(notRpc.body)).toMatchObject({ id: 45, error: { code: -32600, message: expect.stringMatching(/without "jsonrpc": "2.0"/) } });
+    expect(structured(await call(client, 'whoami', {}))).toMatchObject({ name: 'alice' });
+    await client.close();
+  }, 60_000);
+
+  it('matches Host and Origin names case-insensitively, as DNS does', async () => {
+    const port = new URL(server.url).port;
+    const auth = { authorization: `Bearer ${tokens.alice}` };
+    const ping = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
+    expect((await raw({ ...auth, host: `LOCALHOST:${port}` }, ping)).status).toBe(200);
+    expect((await raw({ ...auth, host: `LocalHost:${port}`, origin: `http://LOCALHOST:${port}` }, ping)).status).toBe(200);
+    expect((await raw({ ...auth, host: `EVIL.example:${port}` }, ping)).status).toBe(403);
+  });
+
+  it('streams progress on the request\'s own response when the client gives a progressToken', async () => {
+    const client = await connect(tokens.alice);
+    const seen: string[] = [];
+    const r = await client.callTool({ name: 'create_app', arguments: { name: 'waiter', source: { image: 'nginx:1.27' }, port: 80, wait: 1 } }, undefined, {
+      onprogress: (p) => { seen.push(p.message ?? ''); },
+    });
+    expect(r.isError).toBeFalsy();
+    // no reconciler runs beside this server: the wait says what it waited for, and why it ran out
+    const w = (r.structuredContent as { wait: { state: string; message: string; resources: Array<{ name: string; state: string }> } }).wait;
+    expect(w.state).toBe('timeout');
+    expect(w.message).toMatch(/no reconciler runs in this server/);
+    expect(w.resources).toEqual([expect.objectContaining({ name: 'waiter', state: 'pending', reason: 'no reconcile pass has recorded this commit yet' })]);
+    expect(seen).toEqual([expect.stringMatching(/^app default\/waiter: committed [0-9a-f]{12}; waiting for the reconciler$/)]);
+    await client.close();
+  });
+
+  it('remembers a log level per token across stateless requests and streams log lines to it', async () => {
+    const client = await connect(tokens.alice);
+    const logs: unknown[] = [];
+    client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { logs.push(n.params); });
+    await client.setLoggingLevel('info');
+    // no progressToken: the level alone makes the answer a stream
+    await client.callTool({ name: 'delete_app', arguments: { name: 'waiter', wait: 1 } });
+    expect(logs).toEqual([{ level: 'info', logger: 'mlink.reconciler', data: expect.stringMatching(/^default\/waiter: committed/) }]);
+    // another token's requests do not inherit it
+    const other = await connect(tokens.shop);
+    const quiet: unknown[] = [];
+    other.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { quiet.push(n.params); });
+    await other.callTool({ name: 'create_app', arguments: { name: 'cart', project: 'shop', source: { image: 'nginx:1.27' }, port: 80, wait: 1 } });
+    expect(quiet).toEqual([]);
+    await client.close();
+    await other.close();
   });
 
   it('rejects a foreign Host or Origin (DNS rebinding) even with a valid token', async () => {

@@ -4,14 +4,11 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { Client as TemporalClient, Connection } from '@temporalio/client';
 import Docker from 'dockerode';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { removeClusterEgress } from '../../reconciler/hosts/egress.js';
-import { LABEL } from '../../reconciler/model.js';
-import { reconcileWorkflowId } from '../../reconciler/temporal/client.js';
+import { pruneCluster } from '../../reconciler/prune.js';
 import { temporalAddress } from '../../infra/config.js';
 import { cfg } from './infra.js';
 
@@ -51,31 +48,25 @@ export async function startUp(opts: { cluster: string; home?: string; token?: st
 }
 
 export async function stopUp(up: Up, signal: NodeJS.Signals = 'SIGINT'): Promise<number | null> {
-  if (up.child.exitCode !== null) return up.child.exitCode;
+  // a process killed by a signal has no exit code, only its signal
+  if (up.child.exitCode !== null || up.child.signalCode !== null) return up.child.exitCode;
   const exited = new Promise<number | null>((r) => up.child.once('exit', (code) => r(code)));
   up.child.kill(signal);
   return exited;
 }
 
-/** Removes everything a test cluster left on the host: containers, route files, networks, egress rules. */
+/**
+ * Removes everything a test cluster left on the host (containers, route files, networks,
+ * egress rules, its reconcile workflow), as `mlink prune --cluster` does; throws when
+ * something could not go, so a test that leaves things behind says so.
+ */
 export async function removeCluster(cluster: string): Promise<void> {
-  const docker = new Docker();
-  const filters = { label: [`${LABEL.cluster}=${cluster}`] };
-  const containers = await docker.listContainers({ all: true, filters });
-  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
-  for (const f of readdirSync(cfg.traefik.routesDir).filter((f) => f.startsWith(`mlink-${cluster}--`))) rmSync(join(cfg.traefik.routesDir, f), { force: true });
-  const networks = await docker.listNetworks({ filters });
-  await Promise.all(networks.map((n) => docker.getNetwork(n.Id).remove().catch(() => undefined)));
-  await removeClusterEgress(cluster);
-  // and its reconcile workflow, which would otherwise wait for signals forever
-  const connection = await Connection.connect({ address: temporalAddress(cfg) });
-  try {
-    await new TemporalClient({ connection }).workflow.getHandle(reconcileWorkflowId(cluster)).terminate('test cluster removed');
-  } catch {
-    // never started, or already ended
-  } finally {
-    await connection.close();
-  }
+  const r = await pruneCluster({
+    cluster, docker: new Docker(), routesDir: cfg.traefik.routesDir,
+    temporal: { address: temporalAddress(cfg), namespace: cfg.temporal.namespace },
+    force: true, // the test stopped its mlink up; its worker may still show as a recent poller
+  });
+  if (r.left.length) throw new Error(`cluster ${cluster} left things behind:\n${r.left.join('\n')}`);
 }
 
 export function removeHome(up: Up): void {
