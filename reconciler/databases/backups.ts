@@ -154,6 +154,7 @@ export async function restoreBackup(docker: Docker, container: string, engine: s
   const input = fromWeb(plain);
   let decryptError: Error | undefined;
   input.on('error', (err) => { decryptError = err; payload.destroy(err); });
+  payload.on('error', () => undefined); // seen through decryptError and the exec's stdin
   const load = loadCommand(e);
   const abandon = async (): Promise<void> => {
     const a = abandonLoadCommand(e);

@@ -34,8 +34,11 @@ export interface DatabaseContainerInput {
   archiveTimeoutS?: number;
   /** The Docker network (the project's); "none" for a drill's sandbox, which needs no MAC. */
   network: string;
-  /** DNS names on that network (for example the database's name). */
+  /** DNS names on that network (for example the database's name). Docker's embedded DNS is not reachable from gVisor's
+   * own network stack, so apps under runsc cannot resolve them: give apps an address (`ip`, or ExtraHosts name:ip). */
   aliases?: string[];
+  /** A fixed IPv4 address on the network (which must have a configured subnet), so a bound app's _HOST survives restarts. */
+  ip?: string;
   /** The container's MAC on the network (the caller's deterministic one; egress rules tell containers apart by it). */
   mac?: string;
   /** Labels for the container (identity, spec hash, commit): the caller's. */
@@ -71,6 +74,9 @@ export function checkContainerInput(i: DatabaseContainerInput): Engine {
   } else {
     if (i.mac === undefined || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(i.mac)) throw new Error(`mac: "${i.mac ?? ''}" is not a MAC address like 02:42:ac:11:00:02 (lower-case hex); the caller's deterministic MAC is required`);
     if ((parseInt(i.mac.slice(0, 2), 16) & 1) === 1) throw new Error(`mac: "${i.mac}" is a multicast address; the first octet must be even (02 is locally administered)`);
+  }
+  if (i.ip !== undefined && (i.network === 'none' || !/^(\d{1,3}\.){3}\d{1,3}$/.test(i.ip) || i.ip.split('.').some((o) => Number(o) > 255))) {
+    throw new Error(`ip: "${i.ip}" must be an IPv4 address on the network's subnet`);
   }
   if (Object.keys(i.labels).length === 0) throw new Error('labels: a database container needs the labels that identify it (managed-by, kind, project, name)');
   const min = MIN[e.name]!;
@@ -133,7 +139,11 @@ export function databaseContainerSpec(i: DatabaseContainerInput): Docker.Contain
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
     },
     ...(i.network === 'none' ? {} : {
-      NetworkingConfig: { EndpointsConfig: { [i.network]: { ...(i.aliases?.length ? { Aliases: i.aliases } : {}), MacAddress: i.mac } } },
+      NetworkingConfig: {
+        EndpointsConfig: {
+          [i.network]: { ...(i.aliases?.length ? { Aliases: i.aliases } : {}), ...(i.ip ? { IPAMConfig: { IPv4Address: i.ip } } : {}), MacAddress: i.mac },
+        },
+      },
     }),
   };
 }

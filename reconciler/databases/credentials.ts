@@ -72,8 +72,7 @@ export function databaseNameFor(resource: string): string {
  * The salt is derived from the password and user so the same credentials give the same
  * container spec (a random salt would change the spec hash on every reconcile).
  */
-export function scramSha256Verifier(user: string, password: string, iterations = 4096): string {
-  const salt = createHmac('sha256', password).update(`ml.ink scram salt ${user}`).digest().subarray(0, 16);
+export function scramSha256Verifier(user: string, password: string, iterations = 4096, salt: Buffer = createHmac('sha256', password).update(`ml.ink scram salt ${user}`).digest().subarray(0, 16)): string {
   const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
   const clientKey = createHmac('sha256', salted).update('Client Key').digest();
   const storedKey = createHash('sha256').update(clientKey).digest();

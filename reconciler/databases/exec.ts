@@ -77,7 +77,10 @@ export async function execStream(docker: Docker, container: string, cmd: string[
     const input = typeof opts.stdin === 'string' || Buffer.isBuffer(opts.stdin) ? Readable.from([Buffer.from(opts.stdin)]) : opts.stdin;
     // Ending the socket's write side closes the command's stdin (a half-close, as `docker exec -i` does).
     feeding = new Promise<void>((resolve, reject) => {
-      input.on('error', (e) => { socket.destroy(e); reject(e); });
+      const fail = (e: Error): void => { socket.destroy(e); reject(e); };
+      // The input may have failed or ended while the exec was being made.
+      if (input.errored) return fail(input.errored);
+      input.on('error', fail);
       input.on('end', () => resolve());
       input.pipe(socket as unknown as NodeJS.WritableStream, { end: true });
     });

@@ -116,16 +116,57 @@ async function findOrBuild(docker: Docker, engine: EngineName, opts: EnsureImage
     const found = await findByRecipe(docker, engine, hash);
     if (found) return { engine, ...found, upstream: upstreamVersion(found.version), built: false, ms: Date.now() - t0 };
   }
-  emit(`building ${ENGINES[engine].description} from Debian's ${ENGINES[engine].package} on ${base}`);
-  const buildTag = `${IMAGE_NAME[engine]}:building-${hash}`;
-  await build(docker, engine, { base, tag: buildTag, hash, refresh: opts.refresh ?? false, limits: opts.limits ?? { cpu: 2, memoryMb: 2048, timeoutMs: 15 * 60_000 }, emit });
-  const version = await readVersion(docker, buildTag);
-  const tag = `${IMAGE_NAME[engine]}:${versionTag(version)}-${hash}`;
-  const at = tag.lastIndexOf(':');
-  await docker.getImage(buildTag).tag({ repo: tag.slice(0, at), tag: tag.slice(at + 1) });
-  await docker.getImage(buildTag).remove().catch(() => undefined);
-  emit(`built ${tag} (${ENGINES[engine].package} ${version}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
-  return { engine, tag, version, upstream: upstreamVersion(version), built: true, ms: Date.now() - t0 };
+  const limits = opts.limits ?? { cpu: 2, memoryMb: 2048, timeoutMs: 15 * 60_000 };
+  const waited = await takeBuildLock(docker, engine, base, hash, limits.timeoutMs, emit, opts.refresh ? undefined : () => findByRecipe(docker, engine, hash));
+  if (waited) return { engine, ...waited, upstream: upstreamVersion(waited.version), built: false, ms: Date.now() - t0 };
+  try {
+    emit(`building ${ENGINES[engine].description} from Debian's ${ENGINES[engine].package} on ${base}`);
+    const buildTag = `${IMAGE_NAME[engine]}:building-${hash}`;
+    await build(docker, engine, { base, tag: buildTag, hash, refresh: opts.refresh ?? false, limits, emit });
+    const version = await readVersion(docker, buildTag);
+    const tag = `${IMAGE_NAME[engine]}:${versionTag(version)}-${hash}`;
+    const previous = await docker.getImage(tag).inspect().then((i) => i.Id, () => undefined);
+    const at = tag.lastIndexOf(':');
+    await docker.getImage(buildTag).tag({ repo: tag.slice(0, at), tag: tag.slice(at + 1) });
+    await docker.getImage(buildTag).remove().catch(() => undefined);
+    // A refresh that built a new image leaves the old one nameless: dropped unless a container still uses it.
+    if (previous && previous !== (await docker.getImage(tag).inspect()).Id) await docker.getImage(previous).remove().catch(() => undefined);
+    emit(`built ${tag} (${ENGINES[engine].package} ${version}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    return { engine, tag, version, upstream: upstreamVersion(version), built: true, ms: Date.now() - t0 };
+  } finally {
+    await docker.getContainer(lockName(engine)).remove({ force: true }).catch(() => undefined);
+  }
+}
+
+const lockName = (engine: EngineName): string => `mlink-engine-build-${engine}`;
+
+/**
+ * Takes the host-wide build lock: a created (never started) container whose name only one
+ * creator gets, so processes (and control hosts) sharing a Docker host build once. While
+ * another holds it, waits and returns that build's image once `found` sees it. A lock
+ * older than the build timeout is a crashed builder's and is taken over.
+ */
+async function takeBuildLock(docker: Docker, engine: EngineName, base: string, hash: string, timeoutMs: number, emit: (l: string) => void,
+  found?: () => Promise<{ tag: string; version: string } | undefined>): Promise<{ tag: string; version: string } | undefined> {
+  let told = false;
+  for (;;) {
+    try {
+      await docker.createContainer({ name: lockName(engine), Image: base, Entrypoint: ['true'], Cmd: [], Labels: { [RECIPE_LABEL]: hash, [ENGINE_LABEL]: engine }, HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } } });
+      return undefined;
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode !== 409) throw e;
+    }
+    const since = await docker.getContainer(lockName(engine)).inspect().then((i) => Date.parse(i.Created), () => Date.now());
+    if (Date.now() - since > timeoutMs) {
+      emit(`a build of ${engine} started ${Math.round((Date.now() - since) / 1000)} s ago never finished: taking it over`);
+      await docker.getContainer(lockName(engine)).remove({ force: true }).catch(() => undefined);
+      continue;
+    }
+    if (!told) { emit(`another build of ${engine} is running on this host: waiting for it`); told = true; }
+    await new Promise((r) => setTimeout(r, 1000));
+    const img = await found?.();
+    if (img) return img;
+  }
 }
 
 async function findByRecipe(docker: Docker, engine: EngineName, hash: string): Promise<{ tag: string; version: string } | undefined> {

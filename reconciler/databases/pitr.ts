@@ -106,6 +106,11 @@ export async function restoreToTime(docker: Docker, o: RestoreToTimeOptions): Pr
       throw new Error(`at: ${o.target.toISOString()} is after the newest restorable time of the copy (${m.restorableUntil}); sync the repository after flushWal, or pick an earlier time`);
     }
   }
+  // The restore rewrites the data directory: nothing may be running on it.
+  for (const v of [into.volume, into.pitrVolume]) {
+    const users = await docker.listContainers({ filters: { volume: [v] } });
+    if (users.length) throw new Error(`RestoreFailed: ${into.name}: ${users.map((c) => c.Names[0]?.replace(/^\//, '')).join(', ')} is running on the volume ${v}; stop and remove it first`);
+  }
   await ensureVolume(docker, into.volume, o.volumeLabels);
   await ensureVolume(docker, into.pitrVolume, o.volumeLabels);
   const e = ENGINES.postgres;
@@ -129,7 +134,8 @@ export async function restoreToTime(docker: Docker, o: RestoreToTimeOptions): Pr
       if (r.code !== 0) throw new Error(`RestoreFailed: ${into.name}: copying the pgBackRest repository into ${into.pitrVolume} failed (tar exit ${r.code}): ${tail(r.stderr)}`);
     }
     // --delta rewrites only what differs in an existing data directory and is ignored on an empty one.
-    const r = await execIn(docker, c.id, ['bash', '-c', `mkdir -p -m 0700 ${e.dataDir}/pgdata && exec pgbackrest --stanza=${STANZA} restore --delta --type=time --target="$1" --target-action=promote`, 'restore', pgbackrestTime(o.target)], { ...PG, timeoutMs: 6 * 3600_000 });
+    // No server runs on the volume (checked above): a postmaster.pid is a killed server's.
+    const r = await execIn(docker, c.id, ['bash', '-c', `mkdir -p -m 0700 ${e.dataDir}/pgdata && rm -f ${e.dataDir}/pgdata/postmaster.pid && exec pgbackrest --stanza=${STANZA} restore --delta --type=time --target="$1" --target-action=promote`, 'restore', pgbackrestTime(o.target)], { ...PG, timeoutMs: 6 * 3600_000 });
     log = `${r.stdout.toString('utf8')}${r.stderr}`;
     if (r.code !== 0) throw new Error(`RestoreFailed: ${into.name}: pgbackrest restore to ${o.target.toISOString()} exited ${r.code}: ${tail(log, 6)}`);
   } finally {

@@ -32,11 +32,21 @@ printf '%s\n' \
   'host all all 0.0.0.0/0 scram-sha-256' \
   'host all all ::/0 scram-sha-256' > "$PGDATA/pg_hba.conf"
 
-# Single-user mode runs SQL without a server, and exits 0 whatever fails: the last
-# statement reads back what the others did. It must not echo a failing statement
-# (log_min_error_statement): the statements carry the verifier.
+# Nothing else runs in this container and PID 1 is this script: a postmaster.pid here
+# is a killed server's, whose PID (1) would otherwise look alive. (One container per
+# volume is the caller's rule: Postgres cannot see a server in another container.)
+rm -f "$PGDATA/postmaster.pid"
+
+# Single-user mode runs SQL without a server, and exits 0 whatever a statement does:
+# the last statement reads back what the others did. It must not echo a failing
+# statement (log_min_error_statement): the statements carry the verifier, and lines
+# naming a password are dropped from its error output.
 single() {
-  postgres --single -j -D "$PGDATA" -c log_min_error_statement=panic -c log_min_messages=warning postgres 2>/dev/null
+  if ! postgres --single -j -D "$PGDATA" -c log_min_error_statement=panic -c log_min_messages=warning postgres 2>/run/postgresql/single.err; then
+    say "single-user mode failed:"
+    grep -v -i password /run/postgresql/single.err >&2 || true
+    exit 1
+  fi
 }
 U=$MLINK_DB_USER
 D=$MLINK_DB_NAME
