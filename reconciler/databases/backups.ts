@@ -13,9 +13,9 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadable } from 'node:stream/web';
 import { commitBackup, dumpFile, newBackupId, readMeta, stageBackup, type BackupMeta } from './backup-store.js';
-import { DUMP_FORMAT, abandonLoadCommand, dumpCommand, finishRestoreCommand, inventoryCommand, loadCommand, parseInventory, restartAfterLoad, type Inventory } from './dumps.js';
+import { DUMP_FORMAT, abandonLoadCommand, afterRestoreCommand, dumpCommand, finishRestoreCommand, inventoryCommand, loadCommand, loadIsDestructive, parseInventory, restartAfterLoad, type Inventory } from './dumps.js';
 import { engineOf, type EngineName } from './engines.js';
-import { execIn, execMust, execStream, tail } from './exec.js';
+import { execDetached, execIn, execMust, execStream, tail } from './exec.js';
 
 export type BackupPhase = 'BackupFailed' | 'ChecksumMismatch' | 'DecryptFailed' | 'RestoreFailed';
 
@@ -128,12 +128,18 @@ export interface RestoreOptions {
   timeoutMs?: number;
 }
 
-export interface Restored { id: string; bytes: number; ms: number }
+export interface Restored {
+  id: string;
+  bytes: number;
+  ms: number;
+  /** Where the time went: the file's checksum, the streamed load, putting it in place (a restart for Redis). */
+  phases: { verify: number; load: number; finish: number };
+}
 
 /**
  * Restores a backup into the running database in `container` (the same database, or a
- * new one of the same engine): the file's checksum first, then decrypted and streamed
- * in; the load is put in place only when the stream's checksum matches too.
+ * new one of the same engine): decrypted and streamed in, and put in place only when
+ * the file's and the stream's checksums both match meta.json's.
  */
 export async function restoreBackup(docker: Docker, container: string, engine: string, o: RestoreOptions): Promise<Restored> {
   const e = engineOf(engine).name;
@@ -141,13 +147,20 @@ export async function restoreBackup(docker: Docker, container: string, engine: s
   const meta = await readMeta(o.root, o.project, o.name, o.id);
   const resource = `${container} from ${o.project}/${o.name} backup ${o.id}`;
   if (meta.engine !== e) throw new BackupError('RestoreFailed', resource, `the backup is a ${meta.engine} dump and ${container} runs ${e}; restore it into a ${meta.engine} database`);
-  await verifyBackupFile(o.root, meta);
+  // A load that overwrites the app's data (MariaDB's) waits for the file's checksum; the
+  // others load beside it and the checksum is checked, while streaming, before anything is put in place.
+  if (loadIsDestructive(e)) await verifyBackupFile(o.root, meta);
+  const t1 = Date.now();
   const dec = new Decrypter();
   dec.addIdentity(o.identity);
+  const fileDigest = new Digest();
+  const fileIn = createReadStream(dumpFile(o.root, o.project, o.name, o.id));
+  fileIn.on('error', (err) => fileDigest.destroy(err));
   let plain: ReadableStream<Uint8Array>;
   try {
-    plain = await dec.decrypt(toWeb(createReadStream(dumpFile(o.root, o.project, o.name, o.id))));
+    plain = await dec.decrypt(toWeb(fileIn.pipe(fileDigest)));
   } catch (err) {
+    if (!loadIsDestructive(e)) await verifyBackupFile(o.root, meta); // a damaged file: say so
     throw new BackupError('DecryptFailed', resource, `dump.age cannot be decrypted with the cluster key: ${(err as Error).message}`, { cause: err });
   }
   const payload = new Digest();
@@ -160,6 +173,11 @@ export async function restoreBackup(docker: Docker, container: string, engine: s
     const a = abandonLoadCommand(e);
     if (a) await execIn(docker, container, a.cmd, { user: a.user }).catch(() => undefined);
   };
+  const damaged = async (): Promise<void> => {
+    if (fileDigest.hex() !== meta.sha256 || fileDigest.bytes !== meta.size) {
+      throw new BackupError('ChecksumMismatch', resource, `dump.age is damaged: its SHA-256 is ${fileDigest.hex().slice(0, 16)}… (${fileDigest.bytes} bytes), meta.json says ${meta.sha256.slice(0, 16)}… (${meta.size} bytes); nothing was put in place`);
+    }
+  };
   let r: { code: number; stderr: string };
   try {
     const s = await execStream(docker, container, load.cmd, { user: load.user, stdin: input.pipe(payload) });
@@ -167,12 +185,22 @@ export async function restoreBackup(docker: Docker, container: string, engine: s
     r = await s.done;
   } catch (err) {
     await abandon();
-    if (decryptError) throw new BackupError('DecryptFailed', resource, `dump.age failed to decrypt part-way: ${decryptError.message}`, { cause: decryptError });
+    if (decryptError) {
+      if (!loadIsDestructive(e)) await verifyBackupFile(o.root, meta);
+      throw new BackupError('DecryptFailed', resource, `dump.age failed to decrypt part-way: ${decryptError.message}`, { cause: decryptError });
+    }
     throw new BackupError('RestoreFailed', resource, (err as Error).message, { cause: err });
   }
   if (decryptError) {
     await abandon();
+    if (!loadIsDestructive(e)) await verifyBackupFile(o.root, meta);
     throw new BackupError('DecryptFailed', resource, `dump.age failed to decrypt part-way: ${decryptError.message}`, { cause: decryptError });
+  }
+  try {
+    await damaged();
+  } catch (err) {
+    await abandon();
+    throw err;
   }
   if (r.code !== 0) {
     await abandon();
@@ -182,13 +210,17 @@ export async function restoreBackup(docker: Docker, container: string, engine: s
     await abandon();
     throw new BackupError('ChecksumMismatch', resource, `the decrypted dump's SHA-256 ${payload.hex().slice(0, 16)}… is not meta.json's ${meta.payloadSha256.slice(0, 16)}…; nothing was put in place`);
   }
+  const t2 = Date.now();
   const finish = finishRestoreCommand(e);
   if (finish) await execMust(docker, container, 'putting the restored database in place', finish.cmd, { user: finish.user });
+  const after = afterRestoreCommand(e);
+  if (after) await execDetached(docker, container, after.cmd, { user: after.user }).catch(() => undefined); // the next restore drops it too
   if (restartAfterLoad(e)) {
     await docker.getContainer(container).restart();
     await waitServing(docker, container, e, o.timeoutMs ?? 120_000);
   }
-  return { id: o.id, bytes: payload.bytes, ms: Date.now() - t0 };
+  const t3 = Date.now();
+  return { id: o.id, bytes: payload.bytes, ms: t3 - t0, phases: { verify: t1 - t0, load: t2 - t1, finish: t3 - t2 } };
 }
 
 /** Waits until the server answers its administrative inventory (no app credentials needed). */

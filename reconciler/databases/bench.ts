@@ -6,6 +6,7 @@ import type Docker from 'dockerode';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { serverEnv, type Credentials } from './credentials.js';
+import { ENGINES } from './engines.js';
 import { execMust, execStream, tail } from './exec.js';
 import { waitReady } from './ready.js';
 
@@ -15,12 +16,16 @@ import { waitReady } from './ready.js';
  * timed from the create request to the first authenticated query. The container is
  * removed afterwards.
  */
-export async function bareRunToFirstQuery(docker: Docker, o: { name: string; image: string; credentials: Credentials; network: string; labels: Record<string, string>; runtime?: string; timeoutMs?: number }): Promise<{ ms: number }> {
+export async function bareRunToFirstQuery(docker: Docker, o: {
+  name: string; image: string; credentials: Credentials; network: string; labels: Record<string, string>; runtime?: string; timeoutMs?: number;
+  /** A named volume for the data, as `docker run -v NAME:/var/lib/mlink/data` (runsc's default --overlay2=root:self keeps a container's own root filesystem writes in a gVisor memory filesystem backed by one host file: without a volume the bare server is fast and not durable). Removed afterwards. */
+  volume?: string;
+}): Promise<{ ms: number }> {
   const t0 = Date.now();
   const c = await docker.createContainer({
     name: o.name, Image: o.image, Labels: o.labels,
     Env: Object.entries(serverEnv(o.credentials)).map(([k, v]) => `${k}=${v}`),
-    HostConfig: { NetworkMode: o.network, ...(o.runtime ? { Runtime: o.runtime } : {}) },
+    HostConfig: { NetworkMode: o.network, ...(o.runtime ? { Runtime: o.runtime } : {}), ...(o.volume ? { Binds: [`${o.volume}:${ENGINES[o.credentials.engine].dataDir}`] } : {}) },
   });
   try {
     await c.start();
@@ -28,6 +33,7 @@ export async function bareRunToFirstQuery(docker: Docker, o: { name: string; ima
     return { ms: Date.now() - t0 };
   } finally {
     await c.remove({ force: true, v: true }).catch(() => undefined);
+    if (o.volume) await docker.getVolume(o.volume).remove({ force: true }).catch(() => undefined);
   }
 }
 

@@ -2,13 +2,16 @@
 // test can compare it. Zero-trust defaults as for apps (gVisor, limits, no capabilities,
 // no-new-privileges, read-only root), with the data on a named volume the caller labels.
 //
-// Capabilities: none, for every engine. Each server runs as its own unprivileged user
-// from the first instruction (`User` below; uid/gid 999 fixed in the image), and Docker
-// fills a new named volume from the image's mount point, owner and mode included, so no
-// entrypoint needs root to chown anything. Tried under runsc with CapDrop ALL and
-// nothing added: PostgreSQL 15 (initdb, single-user role setup, the server, pgBackRest
-// archive-push), MariaDB 10.11 (mariadb-install-db, the server) and Redis 7 start,
-// restart and accept their users (test/integration/database-engines.test.ts).
+// Capabilities: none, for every engine (CapDrop ALL, CapAdd empty; CapEff of PID 1 is
+// 0, checked by test/integration/database-engines.test.ts). Each server runs as its own
+// unprivileged user from the first instruction (`User` below; uid/gid 999, fixed in the
+// image), and Docker fills a new named volume from the image's mount point, owner and
+// mode included, so no entrypoint needs root to chown anything. Tried under runsc:
+// - postgres: initdb, single-user role setup, the server, pgBackRest archive-push,
+//   backup and restore: none.
+// - mysql (MariaDB): mariadb-install-db run without --user (with it, it tries to chown
+//   the PAM helper: "Operation not permitted"), the server: none.
+// - redis: none; the server writes only its data dir and /run/redis.
 //
 // Read-only root, writable only: the data volume, the pgBackRest volume (Postgres with
 // point-in-time recovery), and small tmpfs mounts for sockets, pid files and config the

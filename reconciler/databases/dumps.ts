@@ -68,19 +68,46 @@ zstd -q -dc | pg_restore -h /run/postgresql --exit-on-error --no-owner --no-acl 
 }
 
 /**
- * Puts a loaded restore in place. Postgres: the app's database is dropped (its sessions
- * ended) and the scratch one renamed to it. Redis: the container must be restarted
- * (`restartAfterLoad`), its entrypoint loads restore.rdb. MariaDB: nothing left to do.
+ * Puts a loaded restore in place. Postgres: the app's database stops taking connections,
+ * its sessions are ended, and in one transaction it is renamed aside and the scratch
+ * one renamed to it (apps reconnect to the restored data); the old one is dropped
+ * afterwards by `afterRestoreCommand`, off the restore's path. Redis: the container
+ * must be restarted (`restartAfterLoad`), its entrypoint loads restore.rdb. MariaDB:
+ * nothing left to do.
  */
 export function finishRestoreCommand(engine: EngineName): Command | undefined {
   if (engine === 'postgres') {
     return {
       user: 'postgres',
-      cmd: bash(`psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -d postgres -c "DROP DATABASE IF EXISTS \\"$MLINK_DB_NAME\\" WITH (FORCE)" -c "ALTER DATABASE \\"\${MLINK_DB_NAME}__mlink_restore\\" RENAME TO \\"$MLINK_DB_NAME\\""`),
+      cmd: bash(`d="$MLINK_DB_NAME"; r="\${d}__mlink_restore"; old="\${d}__mlink_old"
+q() { psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -d postgres -tA "$@"; }
+q -c "DROP DATABASE IF EXISTS \"$old\" WITH (FORCE)"
+if [ "$(q -c "SELECT count(*) FROM pg_database WHERE datname = '$d'")" = 0 ]; then
+  exec psql -X -q -v ON_ERROR_STOP=1 -h /run/postgresql -d postgres -c "ALTER DATABASE \"$r\" RENAME TO \"$d\""
+fi
+q -c "ALTER DATABASE \"$d\" WITH ALLOW_CONNECTIONS false" >/dev/null
+for i in $(seq 1 200); do
+  q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$d' AND pid <> pg_backend_pid()" >/dev/null
+  [ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE datname = '$d'")" = 0 ] && break
+  sleep 0.05
+done
+if ! q -c "ALTER DATABASE \"$d\" RENAME TO \"$old\"; ALTER DATABASE \"$r\" RENAME TO \"$d\"; ALTER DATABASE \"$d\" WITH ALLOW_CONNECTIONS true"; then
+  q -c "ALTER DATABASE \"$d\" WITH ALLOW_CONNECTIONS true"
+  exit 1
+fi`),
     };
   }
   return undefined;
 }
+
+/** What a finished restore leaves to clean up, run detached: the replaced Postgres database. */
+export function afterRestoreCommand(engine: EngineName): Command | undefined {
+  if (engine === 'postgres') return { user: 'postgres', cmd: bash('psql -X -q -h /run/postgresql -d postgres -c "DROP DATABASE IF EXISTS \"${MLINK_DB_NAME}__mlink_old\" WITH (FORCE)"') };
+  return undefined;
+}
+
+/** Whether loading overwrites the app's data before the stream's checksums are known (then the file is checked first, in a pass of its own). */
+export const loadIsDestructive = (engine: EngineName): boolean => engine === 'mysql';
 
 /** Drops a load that will not be put in place (its checksum was wrong, or it failed). */
 export function abandonLoadCommand(engine: EngineName): Command | undefined {

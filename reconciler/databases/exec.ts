@@ -104,6 +104,16 @@ export async function execStream(docker: Docker, container: string, cmd: string[
   return { stdout, done };
 }
 
+/** Starts `cmd` and returns at once; it runs on in the container (a clean-up nobody waits for). */
+export async function execDetached(docker: Docker, container: string, cmd: string[], opts: Pick<ExecOptions, 'user' | 'env'> = {}): Promise<void> {
+  const exec = await docker.getContainer(container).exec({
+    Cmd: cmd, AttachStdout: false, AttachStderr: false, Tty: false,
+    ...(opts.user ? { User: opts.user } : {}),
+    ...(opts.env ? { Env: Object.entries(opts.env).map(([k, v]) => `${k}=${v}`) } : {}),
+  });
+  await exec.start({ Detach: true });
+}
+
 /** Runs `cmd` to its end and returns what it printed (for small outputs: probes, inventories). */
 export async function execIn(docker: Docker, container: string, cmd: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   const s = await execStream(docker, container, cmd, opts);

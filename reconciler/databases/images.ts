@@ -109,7 +109,8 @@ async function findOrBuild(docker: Docker, engine: EngineName, opts: EnsureImage
   try {
     baseId = (await docker.getImage(base).inspect()).Id;
   } catch (e) {
-    throw new Error(`engine image ${engine}: the base image ${base} is missing on this host (run \`mlink setup\`): ${(e as Error).message}`);
+    if ((e as { statusCode?: number }).statusCode === 404) throw new Error(`engine image ${engine}: the base image ${base} is missing on this host: run \`mlink setup\``);
+    throw new Error(`engine image ${engine}: Docker could not be asked for the base image ${base}: ${(e as Error).message}`, { cause: e });
   }
   const hash = recipeHash(engine, baseId);
   if (!opts.refresh) {

@@ -10,9 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyRetention, defaultRestoreBackup, dumpFile, listBackups, readMeta, writeMeta } from '../../reconciler/databases/backup-store.js';
 import { backupDatabase, restoreBackup } from '../../reconciler/databases/backups.js';
 import { drillBackup } from '../../reconciler/databases/drill.js';
+import { execDetached } from '../../reconciler/databases/exec.js';
 import { tryLogin } from '../../reconciler/databases/ready.js';
 import { generateClusterKey, type ClusterKey } from '../../reconciler/state/secrets.js';
-import { docker, runId, testLabel } from '../support/infra.js';
+import { docker, eventually, runId, testLabel } from '../support/infra.js';
 import { ENGINE_NAMES, admin, cleanup, count, engineImage, labels, seed, startDb, testNetwork } from '../support/databases.js';
 
 let network = '';
@@ -52,6 +53,11 @@ describe.each(ENGINE_NAMES)('%s', (engine) => {
 
     await admin(engine, container, wipe[engine]);
     expect(await count(engine, container)).toBe(engine === 'redis' ? 0 : 5);
+    // An app session sits on the database through the restore: it is ended, not waited for.
+    if (engine === 'postgres') {
+      await execDetached(docker, container, ['bash', '-c', `psql -X -h 127.0.0.1 -U ${db.creds.user} -d ${db.creds.database} -c 'SELECT pg_sleep(120)'`], { user: 'postgres', env: { PGPASSWORD: db.creds.password } });
+      await eventually('the app session is connected', async () => Number(await admin(engine, container, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND pid <> pg_backend_pid();")) === 1 || undefined);
+    }
     const r = await restoreBackup(docker, container, engine, { root, project, name, id, identity: key.identity });
     expect(r.bytes).toBe(meta.payloadSize);
     expect(await count(engine, container)).toBe(300);
