@@ -182,7 +182,7 @@ async function findByRecipe(docker: Docker, engine: EngineName, hash: string): P
 
 /** The package version the build wrote to /etc/mlink-engine-version, read through a created (never started) container. */
 async function readVersion(docker: Docker, image: string): Promise<string> {
-  const c = await docker.createContainer({ Image: image, Entrypoint: ['/bin/true'], Cmd: [], HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } } });
+  const c = await docker.createContainer({ Image: image, Entrypoint: ['/bin/true'], Cmd: [], Labels: { [ENGINE_LABEL]: 'version-probe' }, HostConfig: { NetworkMode: 'none', LogConfig: { Type: 'none', Config: {} } } });
   try {
     const stream = (await c.getArchive({ path: '/etc/mlink-engine-version' })) as unknown as Readable;
     const text = await firstFileOf(stream);
