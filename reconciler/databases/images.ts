@@ -132,10 +132,20 @@ async function findOrBuild(docker: Docker, engine: EngineName, opts: EnsureImage
     await docker.getImage(buildTag).remove().catch(() => undefined);
     // A refresh that built a new image leaves the old one nameless: dropped unless a container still uses it.
     if (previous && previous !== (await docker.getImage(tag).inspect()).Id) await docker.getImage(previous).remove().catch(() => undefined);
+    await dropOlderRecipes(docker, engine, hash);
     emit(`built ${tag} (${ENGINES[engine].package} ${version}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     return { engine, tag, version, upstream: upstreamVersion(version), built: true, ms: Date.now() - t0 };
   } finally {
     await docker.getContainer(lockName(engine)).remove({ force: true }).catch(() => undefined);
+  }
+}
+
+/** Removes this engine's images of other recipes; one a container still uses (running or not) stays, Docker refuses. */
+async function dropOlderRecipes(docker: Docker, engine: EngineName, hash: string): Promise<void> {
+  const list = await docker.listImages({ filters: { label: [`${ENGINE_LABEL}=${engine}`] } });
+  for (const img of list) {
+    if (img.Labels?.[RECIPE_LABEL] === hash) continue;
+    for (const t of img.RepoTags ?? []) if (t.startsWith(`${IMAGE_NAME[engine]}:`)) await docker.getImage(t).remove().catch(() => undefined);
   }
 }
 
