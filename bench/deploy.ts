@@ -19,6 +19,7 @@ import { writeDefaultCertificate } from '../infra/setup/services.js';
 import { ReconcilerClient } from '../reconciler/temporal/client.js';
 import { renderRoute } from '../reconciler/edge/route.js';
 import { removeRouteFile, writeRouteFile } from '../reconciler/edge/traefik.js';
+import { LocalHost } from '../reconciler/hosts/host.js';
 import { LABEL } from '../reconciler/model.js';
 import { ensureWebImage } from '../test/support/images.js';
 import { call, connectAgent, removeCluster, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
@@ -93,6 +94,7 @@ async function lastPassBreakdown(cluster: string): Promise<string> {
 /** A route file rewritten with another server, ten times, until Traefik's API shows it: what every deploy's switch waits for. */
 async function routeSwitches(): Promise<number[]> {
   const edge = { routesDir: cfg.traefik.routesDir, api: `http://${cfg.traefik.host}:${cfg.traefik.apiPort}` };
+  const local = new LocalHost();
   const file = `bench-switch-${process.pid}.yaml`;
   const router = `bench-switch-${process.pid}`;
   const out: number[] = [];
@@ -100,12 +102,12 @@ async function routeSwitches(): Promise<number[]> {
     for (let i = 1; i <= 10; i++) {
       const server = `http://10.255.0.${i}:8080`;
       const t0 = performance.now();
-      await writeRouteFile(edge, file, router, renderRoute({ cluster: 'bench', project: 'bench', name: 'switch', specHash: 'b'.repeat(64), router, hosts: ['switch.bench.localhost'], servers: [server] }), [server]);
+      await writeRouteFile(local, edge, file, router, renderRoute({ cluster: 'bench', project: 'bench', name: 'switch', specHash: 'b'.repeat(64), router, domains: ['switch.bench.localhost'], servers: [server] }), [server]);
       out.push(performance.now() - t0);
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {
-    await removeRouteFile(edge, file, router);
+    await removeRouteFile(local, edge, file, router);
   }
   return out;
 }

@@ -1,14 +1,15 @@
 // `mlink doctor`, sandbox part: for every app container ml.ink runs, the runtime and the
 // zero-trust settings it really got; for every cluster with project networks, whether
 // its egress rules are in place. It only looks; the reconciler puts things right.
-import Docker from 'dockerode';
+import { LocalHost, type Host } from '../reconciler/hosts/host.js';
 import { checkEgress } from '../reconciler/hosts/egress.js';
 import { LABEL, MANAGED_BY } from '../reconciler/model.js';
 import type { Check } from './doctor.js';
 
 const FIX = 'the reconciler puts it right on its next pass (`npx mlink up`, or the MCP `sync` tool)';
 
-export async function sandboxChecks(docker: Docker = new Docker()): Promise<Check[]> {
+export async function sandboxChecks(host: Host = new LocalHost()): Promise<Check[]> {
+  const { docker } = host;
   const out: Check[] = [];
   const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.kind}=App`] } });
   for (const c of list.sort((a, b) => (a.Names[0] ?? '').localeCompare(b.Names[0] ?? ''))) {
@@ -38,7 +39,7 @@ export async function sandboxChecks(docker: Docker = new Docker()): Promise<Chec
       fix: gaps.length ? FIX : undefined,
     });
   }
-  for (const e of await checkEgress(docker)) {
+  for (const e of await checkEgress(host)) {
     out.push({ component: `egress ${e.cluster}`, ok: e.ok, version: 'iptables', address: 'DOCKER-USER, INPUT', detail: e.detail, fix: e.ok ? undefined : FIX });
   }
   return out;

@@ -1,8 +1,8 @@
 // The engine only composes: the state repo, the Temporal worker that runs the loop
 // (load desired -> observe live -> diff -> plan -> run -> record status), the client
 // that triggers it, and the triggers themselves. Each part lives in its own module.
-import Docker from 'dockerode';
 import type { LiveStateProvider } from './domain/live-state.js';
+import { clusterHosts } from './hosts/cluster.js';
 import { readClusterConfig } from './source/desired.js';
 import { loadClusterKey } from './state/secrets.js';
 import { StateStore } from './state/store.js';
@@ -13,6 +13,7 @@ import { driftTimer, watchMain, watchReplicaExits, type Stoppable } from './trig
 import { tendHolders } from './hosts/containers.js';
 import type { Logger } from './util/log.js';
 import { Builder } from './image-builds/builder.js';
+import type { Edge } from './edge/traefik.js';
 import { buildsOnCommit } from './image-builds/early.js';
 import type { Limits } from './image-builds/docker-steps.js';
 import { BuildRecords } from './image-builds/records.js';
@@ -47,8 +48,12 @@ export interface Engine {
 
 export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const store = StateStore.open(opts.repoDir);
-  const cluster = (await readClusterConfig(await store.view())).metadata.name;
-  const docker = new Docker();
+  const config = await readClusterConfig(await store.view());
+  const cluster = config.metadata.name;
+  const edge: Edge = { routesDir: opts.routesDir, api: opts.traefikApi };
+  const hosts = await clusterHosts(await store.view(), edge);
+  const local = hosts.get(hosts.names().find((n) => hosts.entry(n).address === 'local') ?? 'local');
+  const docker = local.docker;
   const log = opts.log.child({ cluster });
   const stops: Array<() => Promise<void>> = [];
   let worker: WorkerHandle | undefined;
@@ -73,8 +78,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         address: opts.temporal.address,
         namespace: opts.temporal.namespace,
         deps: {
-          cluster, store, docker, log,
-          edge: { routesDir: opts.routesDir, api: opts.traefikApi },
+          cluster, store, hosts, log,
           identity: async () => (await loadClusterKey(opts.keysDir)).identity,
           ...(builder ? { builder } : {}),
         },
@@ -94,9 +98,11 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       }
     };
     const early = builder ? buildsOnCommit({ store, cluster, builder, log }) : undefined;
-    const tend = (): void => void tendHolders(docker, cluster).catch((e: unknown) => log.warn('could not tend the network holders', { error: e }));
+    const tend = (): void => {
+      for (const { host } of hosts.runtime()) void tendHolders(host, cluster).catch((e: unknown) => log.warn('could not tend the network holders', { host: host.name, error: e }));
+    };
     const triggers: Stoppable[] = [
-      ...(runsWorker ? [watchReplicaExits(docker, cluster, opts.routesDir, (why) => void trigger(why))] : []),
+      ...(runsWorker ? hosts.runtime().filter((t) => t.edge).map((t) => watchReplicaExits(t.host, t.edge!, cluster, (why) => void trigger(why))) : []),
       watchMain(store.gitdir, () => {
         early?.().catch((e: unknown) => log.warn('could not start the builds of a new commit', { error: e }));
         void trigger('commit');
@@ -110,8 +116,9 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     stops.unshift(...triggers.map((t) => () => t.stop()));
     await trigger('start');
     if (runsWorker) tend();
+    stops.push(() => hosts.close());
     const liveState = createLiveState({
-      cluster, store, docker, routesDir: opts.routesDir, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
+      cluster, store, hosts, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
       sync: () => trigger('sync'),
       ...(opts.build ? { builds: new BuildRecords(opts.build.buildsDir) } : {}),
     });

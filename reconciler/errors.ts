@@ -13,5 +13,5 @@ export class StalledError extends Error {
   }
 }
 
-/** Activity failure types Temporal must not retry within a pass. */
-export const NON_RETRYABLE = ['StalledError', 'HealthCheckFailed', 'BuildFailed'];
+/** Activity failure types Temporal must not retry within a pass (a changed host key needs a human to re-pin it). */
+export const NON_RETRYABLE = ['StalledError', 'HealthCheckFailed', 'BuildFailed', 'HostKeyMismatchError'];

@@ -5,18 +5,19 @@
 // this cluster's name are touched; another cluster's, or anything ml.ink did not make,
 // never. Volumes are not touched: data is for a human to purge.
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import type Docker from 'dockerode';
-import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readRoute } from './edge/route.js';
 import { removeClusterEgress, ownedChains } from './hosts/egress.js';
+import type Docker from 'dockerode';
+import type { Host } from './hosts/host.js';
 import { LABEL, MANAGED_BY } from './model.js';
 import { reconcileWorkflowId } from './temporal/client.js';
 import { taskQueue } from './temporal/worker.js';
 
 export interface PruneOptions {
   cluster: string;
-  docker: Docker;
+  /** The host to clear (this machine for `mlink prune`), and its edge's route directory. */
+  host: Host;
   routesDir: string;
   temporal: { address: string; namespace: string };
   /** Say what would go, remove nothing. */
@@ -52,7 +53,8 @@ async function liveWorker(client: Client, namespace: string, cluster: string): P
 const nameOf = (c: Docker.ContainerInfo): string => (c.Names[0] ?? c.Id).replace(/^\//, '');
 
 export async function pruneCluster(opts: PruneOptions): Promise<PruneReport> {
-  const { cluster, docker, dryRun } = opts;
+  const { cluster, host, dryRun } = opts;
+  const { docker } = host;
   if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(cluster)) throw new Error(`--cluster ${JSON.stringify(cluster)} is not a cluster name (a DNS label)`);
   const report: PruneReport = { workflow: '', containers: [], routes: [], networks: [], chains: [], left: [] };
   const labels = { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`] };
@@ -109,14 +111,14 @@ export async function pruneCluster(opts: PruneOptions): Promise<PruneReport> {
   }
 
   // Route files whose header names this cluster (the file name alone could belong to a cluster whose name starts the same).
-  for (const f of (await readdir(opts.routesDir).catch(() => [] as string[])).filter((f) => f.startsWith('mlink-') && f.endsWith('.yaml')).sort()) {
-    const text = await readFile(join(opts.routesDir, f), 'utf8').catch(() => '');
-    if (!readRoute(f, text, cluster)) continue;
-    if (!dryRun) await rm(join(opts.routesDir, f), { force: true });
+  for (const f of (await host.files.list(opts.routesDir)).filter((f) => f.startsWith('mlink-') && f.endsWith('.yaml')).sort()) {
+    const text = (await host.files.read(join(opts.routesDir, f))) ?? '';
+    if (!readRoute(f, text, cluster, host.name)) continue;
+    if (!dryRun) await host.files.remove(join(opts.routesDir, f));
     report.routes.push(f);
   }
 
-  report.chains = await ownedChains(cluster);
-  if (!dryRun) await removeClusterEgress(cluster);
+  report.chains = await ownedChains(host, cluster);
+  if (!dryRun) await removeClusterEgress(host, cluster);
   return report;
 }

@@ -2,12 +2,13 @@
 // drift timer (node-cron), a serving replica that exited (Docker's events), and explicit
 // requests (the MCP `sync` tool, start-up).
 import { watch } from 'chokidar';
-import type Docker from 'dockerode';
-import { readFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import cron from 'node-cron';
 import { readRoute } from './edge/route.js';
-import { LABEL, MANAGED_BY, routeFileName } from './model.js';
+import type { Edge } from './edge/traefik.js';
+import type { Host } from './hosts/host.js';
+import { routeFileName } from './layout.js';
+import { LABEL, MANAGED_BY } from './model.js';
 
 export interface Stoppable { stop(): Promise<void> }
 
@@ -47,7 +48,8 @@ export function driftTimer(seconds: number, onTick: () => void): Stoppable {
  * new version that exits before it served, starts nothing: a rollback handles that one.
  * Also calls it when the event stream comes back after Docker restarted.
  */
-export function watchReplicaExits(docker: Docker, cluster: string, routesDir: string, onExit: (what: string) => void): Stoppable {
+export function watchReplicaExits(host: Host, edge: Edge, cluster: string, onExit: (what: string) => void): Stoppable {
+  const { docker } = host;
   let stopped = false;
   let stream: NodeJS.ReadableStream | undefined;
   let retry: NodeJS.Timeout | undefined;
@@ -61,15 +63,15 @@ export function watchReplicaExits(docker: Docker, cluster: string, routesDir: st
     if (e.pending) return;
     const delay = e.n === 0 ? 0 : Math.min(60_000, 1000 * 2 ** (e.n - 1));
     Object.assign(e, { n: e.n + 1, last: now, pending: true });
-    setTimeout(() => { e.pending = false; if (!stopped) onExit(`a replica of ${app} exited${delay ? ` (again: asked ${delay / 1000} s later)` : ''}`); }, delay).unref();
+    setTimeout(() => { e.pending = false; if (!stopped) onExit(`a replica of ${app} on ${host.name} exited${delay ? ` (again: asked ${delay / 1000} s later)` : ''}`); }, delay).unref();
   };
   const serving = async (id: string): Promise<string | undefined> => {
     const info = await docker.getContainer(id).inspect().catch(() => undefined);
     if (!info || info.State.Running) return undefined;
     const l = info.Config.Labels;
     const app = { project: l[LABEL.project] ?? '', name: l[LABEL.name] ?? '' };
-    const text = await readFile(join(routesDir, routeFileName(cluster, app)), 'utf8').catch(() => '');
-    const route = readRoute(routeFileName(cluster, app), text, cluster);
+    const text = (await host.files.read(join(edge.routesDir, routeFileName(cluster, app)))) ?? '';
+    const route = readRoute(routeFileName(cluster, app), text, cluster, host.name);
     return route?.specHash === l[LABEL.specHash] ? `${app.project}/${app.name}` : undefined;
   };
   const connect = (again: boolean): void => {

@@ -35,9 +35,8 @@ export interface AppSpec {
 }
 
 export interface DatabaseSpec {
-  engine: 'postgres' | 'mysql' | 'redis';
+  engine: 'postgres' | 'mysql' | 'mariadb' | 'redis';
   version?: string;
-  storageGb?: number;
   resources?: Resources;
   backups?: { schedule?: string; keep?: number };
 }
@@ -47,6 +46,16 @@ export interface App { apiVersion: typeof API_VERSION; kind: 'App'; metadata: Me
 export interface Database { apiVersion: typeof API_VERSION; kind: 'Database'; metadata: Metadata; spec: DatabaseSpec }
 export type Manifest = App | Database;
 export type Kind = Manifest['kind'];
+
+export interface HostSpec {
+  address: string;
+  ssh: { user?: string; port?: number; hostKey: string };
+  roles: Array<'build' | 'runtime'>;
+  capacity?: { cpu: number; memoryMb: number };
+  labels?: Record<string, string>;
+  schedulable?: boolean;
+}
+export interface HostManifest { apiVersion: typeof API_VERSION; kind: 'Host'; metadata: { name: string }; spec: HostSpec }
 
 export interface ClusterHost {
   name: string;
@@ -88,6 +97,7 @@ const validators = {
   App: ajv.compile(loadSchema('app.schema.json')),
   Database: ajv.compile(loadSchema('database.schema.json')),
   Cluster: ajv.compile(loadSchema('cluster.schema.json')),
+  Host: ajv.compile(loadSchema('host.schema.json')),
 };
 
 function fieldPath(instancePath: string): string {
@@ -158,6 +168,10 @@ export function validateApp(file: string, doc: unknown): App {
 
 export function validateDatabase(file: string, doc: unknown): Database {
   return check<Database>('Database', file, doc);
+}
+
+export function validateHost(file: string, doc: unknown): HostManifest {
+  return check<HostManifest>('Host', file, doc);
 }
 
 export function validateClusterConfig(file: string, doc: unknown): ClusterConfig {

@@ -1,50 +1,76 @@
-// Database tools: create_database, delete_database, get_database, list_databases.
+// Database tools: create_database, update_database, delete_database, get_database, list_databases.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { Domain } from '../../reconciler/domain/index.js';
-import { changes, expectedRevision, handle, liveOutput, mayWrite, name, project, proposal, reads, resources, writeOutput, writeText } from './shared.js';
+import { changes, expectedRevision, handle, liveOutput, mayWrite, name, project, proposal, reads, resources, wait, writeAndWait, writeOutput, writeText } from './shared.js';
+
+const engine = z.enum(['postgres', 'mysql', 'mariadb', 'redis'])
+  .describe('postgres (PostgreSQL 15), redis (Redis 7), or mysql, served by MariaDB 10.11 (MySQL-compatible; mariadb is the same engine)');
+const version = z.string().max(16).optional()
+  .describe('the release: "15" for postgres, "7" for redis, "10.11" for mysql/mariadb (the default); the minor version is the one Debian ships');
+const backups = z.strictObject({
+  schedule: z.string().max(64).optional().describe('when to back up, five-field cron, e.g. "0 3 * * *"'),
+  keep: z.number().int().min(1).max(365).optional().describe('backups kept, 1-365 (default 7); the newest verified one is never deleted'),
+});
 
 export function registerDatabaseTools(server: McpServer, domain: Domain): void {
   if (mayWrite(domain)) {
     server.registerTool('create_database', {
       title: 'Create database',
-      description: 'Describe a new database. Commits databases/<project>/<name>.yaml (or opens a proposal in review mode). Bind it to an app with update_app databases.',
-      inputSchema: z.strictObject({
-        name,
-        project,
-        engine: z.enum(['postgres', 'mysql', 'redis']),
-        version: z.string().max(16).optional().describe('major version, e.g. "16"'),
-        storage_gb: z.number().int().min(1).max(2048).optional().describe('disk size in GiB, 1-2048'),
-        resources: resources.optional(),
-        backups: z.strictObject({ schedule: z.string().max(64).optional().describe('five-field cron'), keep: z.number().int().min(1).max(365).optional().describe('backups kept, 1-365') }).optional(),
-        proposal,
-      }),
+      description: 'Describe a new database: commits databases/<project>/<name>.yaml and its credentials (made by ml.ink, encrypted; never shown), or opens a proposal in review mode. Bind it to an app with databases on create_app/update_app: the app gets <PREFIX>_URL, _HOST, _PORT, _USER, _PASSWORD, _NAME. With wait, returns once the server accepts its login.',
+      inputSchema: z.strictObject({ name, project, engine, version, resources: resources.optional(), backups: backups.optional(), proposal, wait }),
       outputSchema: writeOutput,
       annotations: changes('Create database', { destructive: false, idempotent: false }),
-    }, (args) => handle('create_database', () => domain.createDatabase(args), writeText));
+    }, ({ wait: seconds, ...args }, extra) => handle('create_database', () => writeAndWait(server, domain, extra, seconds, () => domain.createDatabase(args)), writeText));
+
+    server.registerTool('update_database', {
+      title: 'Update database',
+      description: 'Change a database\'s resources or backups (null removes them; omitted fields stay). The engine and its release cannot change in place: create a new database and restore a backup into it. A new spec restarts the server on the same data.',
+      inputSchema: z.strictObject({
+        name, project, version,
+        resources: resources.nullable().optional(),
+        backups: backups.nullable().optional(),
+        expected_revision: expectedRevision, proposal, wait,
+      }),
+      outputSchema: writeOutput,
+      annotations: changes('Update database', { destructive: false, idempotent: true }),
+    }, ({ wait: seconds, ...args }, extra) => handle('update_database', () => writeAndWait(server, domain, extra, seconds, () => domain.updateDatabase(args)), writeText));
 
     server.registerTool('delete_database', {
       title: 'Delete database',
-      description: 'Remove a database from the desired state. The reconciler decides what happens to its data; check get_database first.',
-      inputSchema: z.strictObject({ name, project, expected_revision: expectedRevision, proposal }),
+      description: 'Remove a database from the desired state: its server stops, its data is kept on its host as retained (list_databases shows it) and a revert of this commit brings it back with its data; only a human purges data (mlink db purge). Refused while apps are bound to it.',
+      inputSchema: z.strictObject({ name, project, expected_revision: expectedRevision, proposal, wait }),
       outputSchema: writeOutput,
       annotations: changes('Delete database', { destructive: true, idempotent: false }),
-    }, (args) => handle('delete_database', () => domain.deleteDatabase(args), writeText));
+    }, ({ wait: seconds, ...args }, extra) => handle('delete_database', () => writeAndWait(server, domain, extra, seconds, () => domain.deleteDatabase(args)), writeText));
   }
 
   server.registerTool('get_database', {
     title: 'Get database',
-    description: 'The database\'s manifest on main, its revision, and its live status (unknown until the reconciler runs).',
+    description: 'The database\'s manifest on main, its revision, the engine, where bound apps reach it (host and port; never the password), the apps bound to it, and its live status: phase (Running, Starting, ...), its host, size on disk.',
     inputSchema: z.strictObject({ name, project }),
-    outputSchema: { database: z.record(z.string(), z.unknown()), revision: z.string(), path: z.string(), commit: z.string().nullable(), live: liveOutput },
+    outputSchema: {
+      database: z.record(z.string(), z.unknown()), revision: z.string(), path: z.string(), commit: z.string().nullable(),
+      engine: z.string(), connect: z.object({ host: z.string(), port: z.number() }), bound_apps: z.array(z.string()), live: liveOutput,
+    },
     annotations: reads('Get database'),
-  }, (args) => handle('get_database', () => domain.getDatabase(args), (r) => `${r.path} @ ${r.revision}\nlive: ${r.live.known ? JSON.stringify(r.live) : r.live.reason}\n${JSON.stringify(r.database, null, 2)}`));
+  }, (args) => handle('get_database', () => domain.getDatabase(args), (r) => [
+    `${r.path} @ ${r.revision}: ${r.engine}, reached at ${r.connect.host}:${r.connect.port}, bound to ${r.bound_apps.join(', ') || 'no app'}`,
+    `live: ${r.live.known ? JSON.stringify(r.live) : r.live.reason}`,
+  ].join('\n')));
 
   server.registerTool('list_databases', {
     title: 'List databases',
-    description: 'Databases on main, optionally in one project.',
+    description: 'Databases on main, optionally in one project, with their phase; and retained data: databases deleted from git whose data is still kept (size, since when).',
     inputSchema: z.strictObject({ project }),
-    outputSchema: { databases: z.array(z.object({ name: z.string(), project: z.string(), engine: z.string(), revision: z.string(), path: z.string() })), invalid: z.array(z.string()), commit: z.string().nullable() },
+    outputSchema: {
+      databases: z.array(z.object({ name: z.string(), project: z.string(), engine: z.string(), revision: z.string(), path: z.string(), live: liveOutput })),
+      retained: z.array(z.object({ project: z.string(), name: z.string(), engine: z.string(), version: z.string(), host: z.string(), volume: z.string(), since: z.string(), size_bytes: z.number().optional() })),
+      invalid: z.array(z.string()), commit: z.string().nullable(),
+    },
     annotations: reads('List databases'),
-  }, (args) => handle('list_databases', () => domain.listDatabases(args), (r) => r.databases.map((d) => `${d.project}/${d.name}  ${d.engine}`).join('\n') || 'no databases'));
+  }, (args) => handle('list_databases', () => domain.listDatabases(args), (r) => [
+    ...r.databases.map((d) => `${d.project}/${d.name}  ${d.engine}  ${d.live.known ? String(d.live.phase) : 'live state unknown'}`),
+    ...r.retained.map((d) => `${d.project}/${d.name}  ${d.engine} ${d.version}  retained since ${d.since}${d.size_bytes !== undefined ? `, ${d.size_bytes} bytes` : ''} (data kept; revert the delete to bring it back, or mlink db purge)`),
+  ].join('\n') || 'no databases'));
 }

@@ -1,11 +1,11 @@
 // `mlink logs APP`: an app's build and runtime output in a terminal. While a build runs
 // its log is followed; with -f the running container's output follows after it.
-import Docker from 'dockerode';
 import { createReadStream, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { BuildRecords } from '../image-builds/records.js';
 import { readClusterConfig } from '../source/desired.js';
-import { appContainers, buildLogs, runtimeLogs } from '../status/app-logs.js';
+import { buildLogs, resourceContainers, runtimeLogs } from '../status/app-logs.js';
+import { clusterHosts } from '../hosts/cluster.js';
 import { StateStore } from '../state/store.js';
 import { dataDir } from '../util/paths.js';
 
@@ -64,20 +64,25 @@ export async function run(argv: string[]): Promise<number> {
       if (values.build) return phase === 'Built' ? 0 : 1;
     }
   }
-  const cluster = (await readClusterConfig(await StateStore.open(values.repo ?? dirs.stateRepo).view())).metadata.name;
-  const docker = new Docker();
+  const view = await StateStore.open(values.repo ?? dirs.stateRepo).view();
+  const cluster = (await readClusterConfig(view)).metadata.name;
+  const hosts = await clusterHosts(view);
+  const id = { kind: 'App' as const, project, name };
   if (!values.follow) {
-    const logs = await runtimeLogs(docker, cluster, project, name, { lines });
+    const logs = await runtimeLogs(hosts, cluster, id, { lines });
     out(`${[`# ${logs.source}`, ...logs.lines].join('\n')}\n`);
     return 0;
   }
   for (;;) {
-    const [c] = (await appContainers(docker, cluster, project, name)).filter((x) => x.State === 'running');
-    if (c) {
-      out(`# container ${(c.Names[0] ?? c.Id).replace(/^\//, '')}\n`);
+    for (const h of hosts.names('runtime')) {
+      const docker = hosts.get(h).docker;
+      const [c] = (await resourceContainers(docker, cluster, id)).filter((x) => x.State === 'running');
+      if (!c) continue;
+      out(`# container ${(c.Names[0] ?? c.Id).replace(/^\//, '')} on ${h}\n`);
       const stream = (await docker.getContainer(c.Id).logs({ stdout: true, stderr: true, follow: true, tail: lines })) as unknown as NodeJS.ReadableStream;
       docker.modem.demuxStream(stream, process.stdout, process.stderr);
       await new Promise<void>((resolve) => { stream.on('end', () => resolve()); process.once('SIGINT', () => resolve()); });
+      await hosts.close();
       return 0;
     }
     await sleep(500);

@@ -25,11 +25,12 @@ NAME, its projects, mode and access apply; flags narrow or override them.
 async function reconcilerLiveState(store: StateStore): Promise<LiveStateProvider | undefined> {
   const running = runningReconciler(store.gitdir);
   if (!running) return undefined;
-  const [{ default: Docker }, { createLiveState }, { BuildRecords }] = await Promise.all([
-    import('dockerode'), import('../status/live-state.js'), import('../image-builds/records.js'),
+  const [{ clusterHosts }, { createLiveState }, { BuildRecords }] = await Promise.all([
+    import('../hosts/cluster.js'), import('../status/live-state.js'), import('../image-builds/records.js'),
   ]);
+  const hosts = await clusterHosts(await store.view(), { routesDir: running.routesDir, api: running.traefikApi });
   return createLiveState({
-    cluster: running.cluster, store, docker: new Docker(), routesDir: running.routesDir, webPort: running.webPort,
+    cluster: running.cluster, store, hosts, webPort: running.webPort,
     ...(running.buildsDir ? { builds: new BuildRecords(running.buildsDir) } : {}),
   });
 }

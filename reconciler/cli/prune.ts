@@ -1,6 +1,6 @@
 // `mlink prune --cluster NAME`: removes what a cluster whose control plane is gone left
 // on this host (see reconciler/prune.ts). Refuses while a worker of it still runs.
-import Docker from 'dockerode';
+import { LocalHost } from '../hosts/host.js';
 import { parseArgs } from 'node:util';
 import { infraConfig, temporalAddress } from '../../infra/config.js';
 import { pruneCluster } from '../prune.js';
@@ -30,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
   const cfg = infraConfig();
   try {
     const r = await pruneCluster({
-      cluster: values.cluster, docker: new Docker(), routesDir: cfg.traefik.routesDir,
+      cluster: values.cluster, host: new LocalHost(), routesDir: cfg.traefik.routesDir,
       temporal: { address: temporalAddress(cfg), namespace: cfg.temporal.namespace },
       dryRun: values['dry-run'] ?? false, force: values.force ?? false,
     });

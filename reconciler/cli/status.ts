@@ -1,11 +1,11 @@
 // `mlink status`: a table of every app on main with what runs now: phase, containers,
 // URL, applied commit and the last error. Reads git and the hosts; needs no Temporal.
-import Docker from 'dockerode';
 import { parseArgs } from 'node:util';
 import { infraConfig } from '../../infra/config.js';
 import type { App } from '../../schemas/index.js';
 import { listManifests } from '../domain/manifests.js';
 import { readClusterConfig } from '../source/desired.js';
+import { clusterHosts } from '../hosts/cluster.js';
 import { createLiveState } from '../status/live-state.js';
 import { latestStatus } from '../status/record.js';
 import { MAIN, StateStore } from '../state/store.js';
@@ -27,9 +27,10 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const store = StateStore.open(values.repo ?? dataDir().stateRepo);
     const view = await store.view(MAIN);
-    const cluster = (await readClusterConfig(view)).metadata.name;
-    const cfg = infraConfig();
-    const live = createLiveState({ cluster, store, docker: new Docker(), routesDir: cfg.traefik.routesDir, webPort: cfg.traefik.webPort });
+    const config = await readClusterConfig(view);
+    const cluster = config.metadata.name;
+    const hosts = await clusterHosts(view);
+    const live = createLiveState({ cluster, store, hosts, webPort: infraConfig().traefik.webPort });
     const { items, invalid } = await listManifests<App>(view, 'App');
     const ids = items.map((i) => ({ kind: 'App' as const, project: i.manifest.metadata.project, name: i.manifest.metadata.name }));
     const states = await live.statusMany!(ids);

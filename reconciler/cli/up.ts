@@ -72,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
       ...(endpoint.tls ? { tls: endpoint.tls } : {}),
     });
     // `mlink mcp` on stdio for this repo shows the same live state.
-    const withdraw = announceReconciler(StateStore.open(repoDir).gitdir, { cluster: engine.cluster, routesDir: cfg.traefik.routesDir, webPort: cfg.traefik.webPort, buildsDir: dirs.builds });
+    const withdraw = announceReconciler(StateStore.open(repoDir).gitdir, { cluster: engine.cluster, routesDir: cfg.traefik.routesDir, traefikApi: `http://${cfg.traefik.host}:${cfg.traefik.apiPort}`, webPort: cfg.traefik.webPort, buildsDir: dirs.builds });
 
     process.stdout.write([
       '',

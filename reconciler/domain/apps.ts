@@ -1,7 +1,9 @@
 // App operations: validate, then one write through write.ts. Secret values are
 // encrypted inside the write and never leave this module in any result.
-import { API_VERSION, type App } from '../../schemas/index.js';
-import { encryptSecret, secretDir, secretPath } from '../state/secrets.js';
+import { API_VERSION, type App, type Database } from '../../schemas/index.js';
+import { ENGINES, resolveEngine } from '../databases/engines.js';
+import { secretDir, secretPath } from '../layout.js';
+import { encryptSecret } from '../state/secrets.js';
 import type { Change, TreeView } from '../state/tree.js';
 import { MAIN } from '../state/store.js';
 import { changedFields, describeSource, newAppSpec, updatedAppSpec, type CreateAppInput, type UpdateAppInput } from './app-input.js';
@@ -46,6 +48,20 @@ async function secretChanges(view: TreeView, project: string, name: string, secr
   return out;
 }
 
+/** Every database an app binds must be in git (at the commit being written), and no two may inject the same variables. */
+async function checkBindings(view: TreeView, file: string, project: string, spec: App['spec']): Promise<void> {
+  const prefixes = new Map<string, string>();
+  for (const [i, b] of (spec.databases ?? []).entries()) {
+    const p = b.project ?? project;
+    const db = await readManifest<Database>(view, 'Database', p, b.name);
+    if (!db) throw invalid(`${file}: databases[${i}] binds database ${p}/${b.name}, which does not exist; create it first with create_database (list_databases shows the databases there are)`);
+    const prefix = b.envPrefix ?? ENGINES[resolveEngine(db.manifest.spec.engine)!.name].defaultEnvPrefix;
+    const other = prefixes.get(prefix);
+    if (other) throw invalid(`${file}: databases[${i}] (${p}/${b.name}) and ${other} would both set ${prefix}_URL; give one of them an env_prefix`);
+    prefixes.set(prefix, `${p}/${b.name}`);
+  }
+}
+
 function appManifest(name: string, project: string, spec: App['spec']): App {
   return { apiVersion: API_VERSION, kind: 'App', metadata: { name, project }, spec };
 }
@@ -74,6 +90,7 @@ export async function createApp(ctx: Ctx, input: CreateAppInput, now = new Date(
     body: resolved.note,
     prepare: async (view) => {
       if (await view.blobOid(path)) throw new DomainError('already_exists', `app ${project}/${input.name} already exists (${path}); use update_app to change it or pick another name`);
+      await checkBindings(view, file, project, manifest.spec);
       return [{ path, content: text }, ...(await secretChanges(view, project, input.name, input.secret_env))];
     },
   }), resolved);
@@ -107,6 +124,7 @@ export async function updateApp(ctx: Ctx, input: UpdateAppInput, now = new Date(
       checkRevision(path, input.expected_revision, current.revision, 'get_app');
       const next = appManifest(input.name, project, updatedAppSpec(current.manifest.spec, change, now));
       const text = checkManifest(file, next);
+      if (input.databases !== undefined) await checkBindings(view, file, project, next.spec);
       return [{ path, content: text }, ...(await secretChanges(view, project, input.name, input.secret_env))];
     },
   }), resolved);

@@ -6,12 +6,13 @@ import { parse } from 'yaml';
 import type { Kind } from '../../schemas/index.js';
 import { validateManifest } from '../../schemas/index.js';
 import { fileHistory, isAncestor, logEntry, revertChanges, type LogEntry } from '../state/history.js';
-import { secretDir } from '../state/secrets.js';
+import { secretDir } from '../layout.js';
 import { MAIN } from '../state/store.js';
 import { diffTrees } from '../state/tree.js';
 import { conflict, forbidden, invalid, notFound } from './errors.js';
 import type { DesiredResource, LivePlan, LiveStateProvider } from './live-state.js';
 import { listManifests, manifestPath, projectOfPath } from './manifests.js';
+import { isManifestPath } from '../layout.js';
 import { requireProjects, write, type Ctx, type WriteResult } from './write.js';
 
 export interface HistoryInput { kind?: 'app' | 'database'; name?: string; project?: string; limit?: number }
@@ -67,7 +68,7 @@ export async function revert(ctx: Ctx, input: { commit: string; proposal?: strin
     prepare: async (view) => {
       const changes = await revertChanges(ctx.store, oid, view);
       for (const c of changes) {
-        if (c.content === null || !/^(apps|databases)\/.*\.yaml$/.test(c.path)) continue;
+        if (c.content === null || !isManifestPath(c.path)) continue;
         try {
           validateManifest(c.path, parse(Buffer.from(c.content).toString('utf8')));
         } catch (err) {

@@ -17,7 +17,7 @@ import { waitForChange, type WaitOptions, type WaitOutcome } from './wait.js';
 
 export type { WriteResult } from './write.js';
 export type { CreateAppInput, UpdateAppInput } from './app-input.js';
-export type { CreateDatabaseInput } from './databases.js';
+export type { CreateDatabaseInput, UpdateDatabaseInput } from './databases.js';
 export { DomainError } from './errors.js';
 export { unknownLiveState, RECONCILER_NOT_RUNNING, type LiveStateProvider } from './live-state.js';
 export type { WaitOptions, WaitOutcome, WaitProgress, WaitLogLine, ResourceOutcome } from './wait.js';
@@ -35,6 +35,7 @@ export interface Domain {
   listApps(input: { project?: string }): ReturnType<typeof apps.listApps>;
   appLogs(input: AppLogsInput): Promise<AppLogs>;
   createDatabase(input: dbs.CreateDatabaseInput): Promise<WriteResult>;
+  updateDatabase(input: dbs.UpdateDatabaseInput): Promise<WriteResult>;
   deleteDatabase(input: Guarded): Promise<WriteResult>;
   getDatabase(input: Ident): ReturnType<typeof dbs.getDatabase>;
   listDatabases(input: { project?: string }): ReturnType<typeof dbs.listDatabases>;
@@ -68,9 +69,10 @@ export function createDomain(opts: DomainOptions): Domain {
     listApps: (i) => apps.listApps(ctx, live, i),
     appLogs: (i) => appLogs(ctx, live, i),
     createDatabase: (i) => applied(dbs.createDatabase(ctx, i)),
+    updateDatabase: (i) => applied(dbs.updateDatabase(ctx, i)),
     deleteDatabase: (i) => applied(dbs.deleteDatabase(ctx, i)),
     getDatabase: (i) => dbs.getDatabase(ctx, live, i),
-    listDatabases: (i) => dbs.listDatabases(ctx, i),
+    listDatabases: (i) => dbs.listDatabases(ctx, live, i),
     history: (i) => hist.history(ctx, i),
     revert: (i) => applied(hist.revert(ctx, i)),
     plan: (i) => hist.plan(ctx, live, i),

@@ -5,12 +5,34 @@ import type { Kind } from '../../schemas/index.js';
 export interface ResourceId { kind: Kind; project: string; name: string }
 export interface DesiredResource extends ResourceId { revision: string }
 
+/** A database as it runs on its host: never its password. */
+export interface DatabaseLive {
+  /** The runtime host its server and data are on. */
+  host?: string;
+  /** Its server container and its data volume. */
+  server?: string;
+  volume?: string;
+  /** Which engine and version wrote the data ("postgres 15.14"). */
+  data_written_by?: string;
+  size_bytes?: number;
+}
+
 /** One container of a resource as observed: the commit it was started for, and whether the route sends it traffic. */
-export interface ReplicaStatus { container: string; commit: string; running: boolean; serving: boolean }
+export interface ReplicaStatus { container: string; commit: string; running: boolean; serving: boolean; host?: string }
 
 export type LiveStatus =
   | { known: false; reason: string }
-  | { known: true; phase: string; message?: string; appliedCommit?: string; url?: string; updatedAt?: string; progress?: string; build?: Record<string, unknown>; replicas?: ReplicaStatus[] };
+  | {
+    known: true; phase: string; message?: string; appliedCommit?: string; url?: string; updatedAt?: string; progress?: string;
+    build?: Record<string, unknown>;
+    replicas?: ReplicaStatus[];
+    /** Runtime hosts it runs on. */
+    hosts?: string[];
+    database?: DatabaseLive;
+  };
+
+/** A database whose manifest left git while its data stayed (a volume only a human purges). */
+export interface RetainedDatabase { project: string; name: string; engine: string; version: string; host: string; volume: string; since: string; size_bytes?: number }
 
 export interface LogsRequest { kind: 'build' | 'runtime'; lines: number; since?: number }
 export interface AppLogs { kind: 'build' | 'runtime'; source: string; lines: string[]; truncated: boolean }
@@ -25,6 +47,8 @@ export interface LiveStateProvider {
   /** Asks the reconciler for a pass now; absent when no reconciler runs here. */
   sync?(): Promise<void>;
   plan(desired: { commit: string | null; resources: DesiredResource[] }): Promise<LivePlan>;
+  /** Databases retained after their manifest was deleted; absent when the reconciler is not running here. */
+  retained?(): Promise<RetainedDatabase[]>;
   /** Build or runtime output of an app; absent when the reconciler is not running here. */
   logs?(id: ResourceId, req: LogsRequest): Promise<AppLogs>;
 }

@@ -8,6 +8,7 @@ import { parse } from 'yaml';
 import { validateManifest } from '../../schemas/index.js';
 import { DomainError, conflict, notFound } from './errors.js';
 import { projectOfPath } from './manifests.js';
+import { isManifestPath } from '../layout.js';
 import { PROPOSAL_ID, type Ctx } from './write.js';
 
 export interface Proposal {
@@ -90,7 +91,7 @@ export async function approveProposal(store: StateStore, id: string, reviewer: I
       const { changes, conflicts } = await transplant(store, baseTree, headTree, view);
       if (conflicts.length) throw conflict(`proposal ${id} conflicts with main on ${conflicts.join(', ')}: those files changed on main since the proposal was made; reject it and ask the agent to redo the change`);
       for (const c of changes) {
-        if (c.content === null || !/^(apps|databases)\/.*\.yaml$/.test(c.path)) continue;
+        if (c.content === null || !isManifestPath(c.path)) continue;
         try { validateManifest(c.path, parse(Buffer.from(c.content).toString('utf8'))); } catch (err) {
           throw conflict(`proposal ${id} writes an invalid ${c.path}: ${err instanceof Error ? err.message : String(err)}`);
         }

@@ -4,7 +4,8 @@
 // the commit says), and, for progress while a pass runs, the live status of each
 // resource (build step, replicas started, route moved). A commit the reconciler skipped
 // because a newer one landed is covered by the newer one's note.
-import type { App, Kind } from '../../schemas/index.js';
+import type { App } from '../../schemas/index.js';
+import { manifestPath, resourceOfPath } from '../layout.js';
 import { readNote } from '../state/notes.js';
 import { MAIN, type StateStore } from '../state/store.js';
 import { diffTrees } from '../state/tree.js';
@@ -49,7 +50,6 @@ export interface WaitOptions {
 
 /** Phases a skipped resource carries when it cannot run as the commit says (not a dependency still on its way). */
 const FAILED_PHASES = new Set(['ValidationFailed', 'BuildFailed', 'ApplyFailed', 'HealthCheckFailed', 'PruneFailed']);
-const KINDS: Record<string, Kind> = { apps: 'App', databases: 'Database', secrets: 'App' };
 const label = (r: ResourceId): string => `${r.kind === 'App' ? 'app' : 'database'} ${r.project}/${r.name}`;
 
 export interface ChangedResource extends ResourceId { removed: boolean }
@@ -61,13 +61,11 @@ export async function changedResources(store: StateStore, commit: string): Promi
   const view = await store.view(commit);
   const out = new Map<string, ChangedResource>();
   for (const path of (await diffTrees(store.objects, parentTree, c.tree)).keys()) {
-    const m = /^(apps|databases)\/([^/]+)\/([^/]+)\.yaml$/.exec(path) ?? /^(secrets)\/([^/]+)\/([^/]+)\//.exec(path);
-    if (!m) continue;
-    const id = { kind: KINDS[m[1]!]!, project: m[2]!, name: m[3]! };
+    const id = resourceOfPath(path);
+    if (!id) continue;
     const key = `${id.kind}/${id.project}/${id.name}`;
     if (out.has(key)) continue;
-    const manifest = `${id.kind === 'App' ? 'apps' : 'databases'}/${id.project}/${id.name}.yaml`;
-    out.set(key, { ...id, removed: !(await view.blobOid(manifest)) });
+    out.set(key, { ...id, removed: !(await view.blobOid(manifestPath(id.kind, id.project, id.name))) });
   }
   return [...out.values()];
 }

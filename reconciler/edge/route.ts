@@ -9,12 +9,12 @@ export interface RouteSpec {
   name: string;
   specHash: string;
   router: string;
-  hosts: string[];
+  domains: string[];
   servers: string[];
 }
 
 export function renderRoute(r: RouteSpec): string {
-  const rule = r.hosts.map((h) => `Host(\`${h}\`)`).join(' || ');
+  const rule = r.domains.map((h) => `Host(\`${h}\`)`).join(' || ');
   return [
     '# Written by ml.ink; edits are overwritten by the next reconcile.',
     '# ink.ml.managed-by: mlink',
@@ -43,8 +43,8 @@ function header(text: string, key: string): string | undefined {
   return m?.[1];
 }
 
-/** Reads a route file written by renderRoute for `cluster`; undefined for anything else. */
-export function readRoute(file: string, text: string, cluster: string): LiveRoute | undefined {
+/** Reads a route file written by renderRoute for `cluster` on `host`'s edge; undefined for anything else. */
+export function readRoute(file: string, text: string, cluster: string, host: string): LiveRoute | undefined {
   if (header(text, 'ink.ml.managed-by') !== 'mlink' || header(text, 'ink.ml.cluster') !== cluster) return undefined;
   const project = header(text, 'ink.ml.project');
   const name = header(text, 'ink.ml.name');
@@ -55,7 +55,7 @@ export function readRoute(file: string, text: string, cluster: string): LiveRout
   // other hosts or servers than wanted, and diff rewrites it.
   const quoted = (q: string): string => { try { return JSON.parse(q) as string; } catch { return ''; } };
   const rule = /^ {6}rule: (".*")$/m.exec(text)?.[1];
-  const hosts = rule ? [...quoted(rule).matchAll(/Host\(`([^`]+)`\)/g)].map((m) => m[1]!) : [];
+  const domains = rule ? [...quoted(rule).matchAll(/Host\(`([^`]+)`\)/g)].map((m) => m[1]!) : [];
   const servers = [...text.matchAll(/^ {10}- url: (".*")$/gm)].map((m) => quoted(m[1]!));
-  return { file, project, app: name, specHash, hosts, servers };
+  return { file, host, key: { kind: 'App', project, name }, specHash, domains, servers };
 }

@@ -14,12 +14,15 @@
 // holder serves one start only: Docker's restart policy could not bring an app back on
 // it, and ml.ink replaces exited replicas itself (watchReplicaExits in triggers.ts).
 import type Docker from 'dockerode';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { infraConfig } from '../../infra/config.js';
-import { must } from '../../infra/proc.js';
-import { LABEL, MANAGED_BY, networkName, type DesiredApp } from '../model.js';
+import { HOLDER_SUFFIX, holderName, networkName } from '../layout.js';
+import { HELPER_KIND, LABEL, MANAGED_BY, type DesiredApp } from '../model.js';
+import { flushNeighbour, setInterfaceMac } from './commands.js';
 import { replicaMac } from './egress-rules.js';
+import { must, type Host } from './host.js';
+
+export { holderName } from '../layout.js';
 
 export interface Started {
   id: string; name: string; ip: string;
@@ -42,7 +45,7 @@ export async function ensureNetwork(docker: Docker, cluster: string, project: st
       Name: name,
       Driver: 'bridge',
       CheckDuplicate: true,
-      Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: cluster, [LABEL.kind]: 'Network', [LABEL.project]: project },
+      Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: cluster, [LABEL.kind]: HELPER_KIND.network, [LABEL.project]: project },
     });
     return n.id;
   } catch (e) {
@@ -70,12 +73,6 @@ export interface ReplicaRequest {
   secrets: Record<string, string>;
 }
 
-/** The container that holds a replica's network namespace: the replica's name and this suffix. */
-export const HOLDER_SUFFIX = '-net';
-export function holderName(container: string): string {
-  return `${container}${HOLDER_SUFFIX}`;
-}
-
 export type HolderRequest = Pick<ReplicaRequest, 'cluster' | 'app' | 'replica' | 'container' | 'network'>;
 
 /** A holder's create request: on the project network, nothing else it could use. */
@@ -84,7 +81,7 @@ export function holderOptions(name: string, network: string, cluster: string, pr
     name,
     Image: infraConfig().images.busybox,
     Cmd: ['sleep', '2147483647'],
-    Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: cluster, [LABEL.kind]: 'AppNet', [LABEL.project]: project },
+    Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: cluster, [LABEL.kind]: HELPER_KIND.holder, [LABEL.project]: project },
     ...(mac ? { MacAddress: mac } : {}),
     HostConfig: {
       // Not runsc: a gVisor sandbox here would take the address itself.
@@ -161,8 +158,9 @@ interface Holder { id: string; name: string; ip: string; pid: number }
 /** How many spare holders each project network keeps: two, so deploys back to back each find one made. */
 const SPARES = 2;
 interface Spare { name: string; making: Promise<Holder>; ready?: Holder }
-/** Each project network's spare holders, being made or ready (made by this process, never joined). */
+/** Each host's project networks' spare holders (`<host>/<network>`), being made or ready (made by this process, never joined). */
 const spares = new Map<string, Spare[]>();
+const spareKey = (host: Host, network: string): string => `${host.name}/${network}`;
 
 /** Makes a holder: an earlier container of that name is removed first (a sandbox may have taken its address). */
 async function makeHolder(docker: Docker, opts: Docker.ContainerCreateOptions): Promise<Holder> {
@@ -182,12 +180,13 @@ async function makeHolder(docker: Docker, opts: Docker.ContainerCreateOptions): 
 }
 
 /** Starts making `network` spare holders up to SPARES (the rollOut asks once its route moved, out of its way). */
-export function keepSpare(docker: Docker, cluster: string, project: string, network: string): void {
-  const list = spares.get(network) ?? [];
-  spares.set(network, list);
+export function keepSpare(host: Host, cluster: string, project: string, network: string): void {
+  const key = spareKey(host, network);
+  const list = spares.get(key) ?? [];
+  spares.set(key, list);
   while (list.length < SPARES) {
     const name = `mlink-${cluster}-${project}-spare-${randomBytes(4).toString('hex')}`;
-    const spare: Spare = { name, making: makeHolder(docker, holderOptions(name, network, cluster, project)) };
+    const spare: Spare = { name, making: makeHolder(host.docker, holderOptions(name, network, cluster, project)) };
     spare.making.then((h) => { spare.ready = h; }, () => {
       const at = list.indexOf(spare);
       if (at >= 0) list.splice(at, 1);
@@ -197,27 +196,28 @@ export function keepSpare(docker: Docker, cluster: string, project: string, netw
 }
 
 /** Takes one of `network`'s spares: a ready one first, else the one furthest along. */
-function takeSpare(network: string): Promise<Holder> | undefined {
-  const list = spares.get(network) ?? [];
+function takeSpare(host: Host, network: string): Promise<Holder> | undefined {
+  const list = spares.get(spareKey(host, network)) ?? [];
   const at = Math.max(0, list.findIndex((x) => x.ready));
   return list.splice(at, 1)[0]?.making;
 }
 
 /** Removes `network`'s spare holders (before the network goes). */
-export async function dropSpare(docker: Docker, network: string): Promise<void> {
-  const list = spares.get(network) ?? [];
-  spares.delete(network);
+export async function dropSpare(host: Host, network: string): Promise<void> {
+  const list = spares.get(spareKey(host, network)) ?? [];
+  spares.delete(spareKey(host, network));
   for (const spare of list) {
     const h = await spare.making.catch(() => undefined);
-    if (h) await removeContainer(docker, h.id);
+    if (h) await removeContainer(host.docker, h.id);
   }
 }
 
 /** The replica's holder: the network's spare, renamed after the replica and given its MAC; else a new one. */
-async function takeHolder(docker: Docker, r: HolderRequest): Promise<Holder & { spare: boolean }> {
+async function takeHolder(host: Host, r: HolderRequest): Promise<Holder & { spare: boolean }> {
+  const { docker } = host;
   const name = holderName(r.container);
   const mac = replicaMac(r.cluster, r.app, r.replica);
-  const spare = await takeSpare(r.network)?.catch(() => undefined);
+  const spare = await takeSpare(host, r.network)?.catch(() => undefined);
   if (spare) {
     try {
       await removeContainer(docker, name);
@@ -226,7 +226,7 @@ async function takeHolder(docker: Docker, r: HolderRequest): Promise<Holder & { 
       const now = await docker.getContainer(spare.id).inspect();
       if (!now.State.Running || now.State.Pid !== spare.pid) throw new Error(`the spare holder ${spare.name} stopped`);
       // Its interface takes the replica's MAC before the sandbox copies it.
-      await must('nsenter', ['-t', String(spare.pid), '-n', 'ip', 'link', 'set', 'dev', 'eth0', 'address', mac]);
+      await must(host, setInterfaceMac(spare.pid, mac));
       return { ...spare, name, spare: true };
     } catch {
       await removeContainer(docker, spare.id); // gone with a dockerd restart, say: make one
@@ -236,7 +236,8 @@ async function takeHolder(docker: Docker, r: HolderRequest): Promise<Holder & { 
 }
 
 /** Starts one replica, or finds it already running. A stopped leftover of the same name is replaced, and its holder with it. */
-export async function startReplica(docker: Docker, r: ReplicaRequest): Promise<Started> {
+export async function startReplica(host: Host, r: ReplicaRequest): Promise<Started> {
+  const { docker } = host;
   const existing = docker.getContainer(r.container);
   try {
     const info = await existing.inspect();
@@ -248,7 +249,7 @@ export async function startReplica(docker: Docker, r: ReplicaRequest): Promise<S
     if (statusOf(e) !== 404) throw e;
   }
   const t0 = Date.now();
-  const holder = await takeHolder(docker, r);
+  const holder = await takeHolder(host, r);
   let container: Docker.Container;
   const t1 = Date.now();
   try {
@@ -267,7 +268,7 @@ export async function startReplica(docker: Docker, r: ReplicaRequest): Promise<S
     }
   }
   const t3 = Date.now();
-  await forgetNeighbour(holder.ip);
+  await forgetNeighbour(host, holder.ip);
   return {
     id: container.id, name: r.container, ip: holder.ip,
     ms: { holder: t1 - t0, spare: holder.spare, create: t2 - t1, start: t3 - t2, address: Date.now() - t3 },
@@ -280,9 +281,8 @@ export async function startReplica(docker: Docker, r: ReplicaRequest): Promise<S
  * moment ago, the host (and Traefik on it) would keep sending to the old MAC until the
  * entry went stale: 20-30 s of health checks and requests answered by nobody.
  */
-async function forgetNeighbour(ip: string): Promise<void> {
-  if (!ip) return;
-  await new Promise<void>((resolve) => execFile('ip', ['neigh', 'flush', 'to', ip], () => resolve()));
+async function forgetNeighbour(host: Host, ip: string): Promise<void> {
+  if (ip) await host.run(flushNeighbour(ip)).catch(() => undefined);
 }
 
 export async function removeContainer(docker: Docker, idOrName: string): Promise<void> {
@@ -314,13 +314,14 @@ export async function containerAddresses(docker: Docker, names: string[], networ
  * its start failed) and spares this process did not make (left by an earlier one).
  * Only those older than `minAgeMs`, so none is taken from a start in progress.
  */
-export async function sweepHolders(docker: Docker, cluster: string, minAgeMs = 60_000): Promise<string[]> {
+export async function sweepHolders(host: Host, cluster: string, minAgeMs = 60_000): Promise<string[]> {
+  const { docker } = host;
+  const mine = new Set([...spares.entries()].filter(([k]) => k.startsWith(`${host.name}/`)).flatMap(([, list]) => list.map((x) => x.name)));
   const all = await docker.listContainers({ all: true, filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`] } });
   const nameOf = (c: Docker.ContainerInfo): string => (c.Names[0] ?? '').replace(/^\//, '');
   const replicas = new Set(all.filter((c) => c.Labels[LABEL.kind] === 'App').map(nameOf));
-  const mine = new Set([...spares.values()].flat().map((x) => x.name));
   const removed: string[] = [];
-  for (const h of all.filter((c) => c.Labels[LABEL.kind] === 'AppNet')) {
+  for (const h of all.filter((c) => c.Labels[LABEL.kind] === HELPER_KIND.holder)) {
     const name = nameOf(h);
     const used = name.endsWith(HOLDER_SUFFIX) ? replicas.has(name.slice(0, -HOLDER_SUFFIX.length)) : mine.has(name);
     if (used || Date.now() - h.Created * 1000 < minAgeMs) continue;
@@ -331,27 +332,27 @@ export async function sweepHolders(docker: Docker, cluster: string, minAgeMs = 6
 }
 
 /** Removes holders nothing uses and makes each project network with replicas a spare (at start-up and every drift check). */
-export async function tendHolders(docker: Docker, cluster: string): Promise<void> {
-  await sweepHolders(docker, cluster);
-  const apps = await docker.listContainers({ filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] } });
+export async function tendHolders(host: Host, cluster: string): Promise<void> {
+  await sweepHolders(host, cluster);
+  const apps = await host.docker.listContainers({ filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] } });
   for (const project of new Set(apps.map((c) => c.Labels[LABEL.project] ?? ''))) {
-    if (project) keepSpare(docker, cluster, project, networkName(cluster, project));
+    if (project) keepSpare(host, cluster, project, networkName(cluster, project));
   }
 }
 
 /** Removes every holder on `network` (it goes: its project has no replicas left). */
-export async function removeNetworkHolders(docker: Docker, cluster: string, network: string): Promise<void> {
-  await dropSpare(docker, network);
-  const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=AppNet`], network: [network] } });
-  await Promise.all(list.map((h) => removeContainer(docker, h.Id)));
+export async function removeNetworkHolders(host: Host, cluster: string, network: string): Promise<void> {
+  await dropSpare(host, network);
+  const list = await host.docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=${HELPER_KIND.holder}`], network: [network] } });
+  await Promise.all(list.map((h) => removeContainer(host.docker, h.Id)));
 }
 
 /** Polls at this pace while a process starts (most answer within a second), then at the app's interval. */
 const FAST_POLL_MS = 20;
 const FAST_WINDOW_MS = 3000;
 
-/** Polls GET http://ip:port/path until it answers 2xx or 3xx, within the app's window (retries x interval); throws with the last answer. */
-export async function waitHealthy(url: string, health: DesiredApp['health'], stillRunning: () => Promise<boolean>, onTick: () => void = () => undefined): Promise<void> {
+/** Polls GET http://ip:port/path (from the replica's host) until it answers 2xx or 3xx, within the app's window (retries x interval); throws with the last answer. */
+export async function waitHealthy(host: Host, url: string, health: DesiredApp['health'], stillRunning: () => Promise<boolean>, onTick: () => void = () => undefined): Promise<void> {
   let last = 'no answer yet';
   const t0 = Date.now();
   const deadline = t0 + health.retries * health.intervalMs;
@@ -359,12 +360,12 @@ export async function waitHealthy(url: string, health: DesiredApp['health'], sti
   for (let tries = 1; ; tries++) {
     onTick();
     try {
-      const res = await fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(health.timeoutMs) });
-      await res.arrayBuffer();
+      // As the replica's host sees it: its bridge address is reachable there, not always from here.
+      const res = await host.request(url, { timeoutMs: health.timeoutMs });
       if (res.status >= 200 && res.status < 400) return;
       last = `HTTP ${res.status}`;
     } catch (e) {
-      last = (e as Error).cause ? String((e as { cause: { code?: string } }).cause.code ?? (e as Error).message) : (e as Error).message;
+      last = (e as { code?: string }).code ?? (e as Error).message;
     }
     if (Date.now() >= deadline) throw new Error(`${url} did not answer 2xx/3xx within ${Math.round((deadline - t0) / 1000)} s (${tries} tries, last: ${last})`);
     // Whether it crashed: asked of Docker at most every 100 ms, not at every fast poll.

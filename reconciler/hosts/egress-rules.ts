@@ -4,14 +4,15 @@
 //
 // Forwarded traffic from a project's bridge goes DOCKER-USER -> <c>_FWD -> <c>_<project>:
 //   1. replies to connections already allowed             RETURN (Docker's rules go on)
-//   2. the project's own subnet                            RETURN
-//   3. deny lists from mlink.yaml                          REJECT  (win over every allow)
-//   4. control-plane hosts                                 REJECT
-//   5. DNS (53) to the resolvers Docker's embedded DNS forwards to     RETURN
-//   6. allow entries that lie inside a special range, per app         RETURN
-//   7. cloud metadata 169.254/16 and private ranges        REJECT
-//   8. the rest of each app's allow list                   RETURN
-//   9. everything else                                     REJECT
+//   2. a database on the network, from its bound apps      RETURN; from anyone else REJECT
+//   3. the project's own subnet                            RETURN
+//   4. deny lists from mlink.yaml                          REJECT  (win over every allow)
+//   5. control-plane hosts                                 REJECT
+//   6. DNS (53) to the resolvers Docker's embedded DNS forwards to     RETURN
+//   7. allow entries that lie inside a special range, per app         RETURN
+//   8. cloud metadata 169.254/16 and private ranges        REJECT
+//   9. the rest of each app's allow list                   RETURN
+//  10. everything else                                     REJECT
 // Apps are told apart by MAC address: the reconciler gives every replica a MAC derived
 // from its identity and spec hash, so the rules need no container addresses. Traffic from
 // a project's bridge to the host itself (INPUT -> <c>_IN) is rejected unless it answers a
@@ -19,7 +20,9 @@
 // plane's ports (MCP, Temporal, Traefik's API, the registry, dockerd) on any host address.
 
 export interface EgressApp { name: string; specHash: string; replicas: number; allow: string[] }
-export interface EgressProject { project: string; network: string; apps: EgressApp[] }
+/** A database on a project's network and the apps bound to it (of any project whose network it joins). */
+export interface EgressDatabase { project: string; name: string; container: string; clients: Array<{ project: string; name: string; specHash: string; replicas: number }> }
+export interface EgressProject { project: string; network: string; apps: EgressApp[]; databases?: EgressDatabase[] }
 
 /** What the plan hands the ensureEgress activity: desired, not yet resolved. */
 export interface EgressPolicy {
@@ -37,7 +40,12 @@ export interface Destination { cidr: string; port?: number }
 /** The policy with live facts filled in: bridges, subnets, resolved names, resolvers. */
 export interface ResolvedEgress {
   cluster: string;
-  projects: Array<{ project: string; bridge: string; subnets: string[]; apps: Array<{ macs: string[]; allow: Destination[]; name: string }> }>;
+  projects: Array<{
+    project: string; bridge: string; subnets: string[];
+    apps: Array<{ macs: string[]; allow: Destination[]; name: string }>;
+    /** Databases on this network with their address here and the MACs of the replicas bound to them. */
+    databases?: Array<{ name: string; ip: string; clients: string[] }>;
+  }>;
   deny: Destination[];
   control: Destination[];
   resolvers: string[];
@@ -148,6 +156,10 @@ export function renderEgress(r: ResolvedEgress): { restore: string; chains: stri
     add(c.input, `-i ${p.bridge} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN`);
     add(c.input, `-i ${p.bridge} ${comment(`mlink ${r.cluster}/${p.project}: no app reaches the host`)} ${REJECT}`);
     add(chain, '-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN');
+    for (const db of p.databases ?? []) {
+      for (const mac of db.clients) add(chain, `-d ${db.ip}/32 -m mac --mac-source ${mac} ${comment(`database ${db.name}: bound app`)} -j RETURN`);
+      add(chain, `-d ${db.ip}/32 ${comment(`database ${db.name}: bound apps only`)} ${REJECT}`);
+    }
     for (const s of p.subnets) add(chain, `-d ${s} ${comment('own project network')} -j RETURN`);
     add(chain, `-j ${c.deny}`);
     for (const d of r.control) for (const m of match(d)) add(chain, `${m} ${comment('control plane')} ${REJECT}`);

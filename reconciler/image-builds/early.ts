@@ -7,6 +7,7 @@ import { loadDesired } from '../source/desired.js';
 import { MAIN, type StateStore } from '../state/store.js';
 import type { Logger } from '../util/log.js';
 import type { Builder } from './builder.js';
+import { appsOf } from '../model.js';
 
 export function buildsOnCommit(deps: { store: StateStore; cluster: string; builder: Builder; log: Logger }): () => Promise<void> {
   const { store, cluster, builder, log } = deps;
@@ -17,7 +18,7 @@ export function buildsOnCommit(deps: { store: StateStore; cluster: string; build
     seen = commit;
     // An invalid commit stalls the pass, which says why; nothing to build for it here.
     const loaded = await loadDesired(store, commit, cluster).catch(() => undefined);
-    for (const app of loaded?.desired.apps ?? []) {
+    for (const app of appsOf(loaded?.desired.resources ?? [])) {
       if (!app.build) continue;
       const target = { project: app.project, name: app.name, image: app.image, build: app.build };
       if (await builder.has(target)) continue;

@@ -1,65 +1,101 @@
-// observe: what runs now, read from Docker and the route directory. Only objects that
-// carry ml.ink's labels for this cluster are seen; nothing else can be pruned.
+// observe: what runs now on each runtime host: containers, volumes and networks from its
+// Docker, routes from its edge's directory. Only objects that carry ml.ink's labels for
+// this cluster are seen; nothing else can be pruned. Every object carries its host.
 import type Docker from 'dockerode';
-import { readdir, readFile } from 'node:fs/promises';
 import { readRoute } from '../edge/route.js';
-import { holderName } from '../hosts/containers.js';
-import { LABEL, MANAGED_BY, type LiveContainer, type LiveNetwork, type LiveRoute, type LiveState } from '../model.js';
+import type { Edge } from '../edge/traefik.js';
+import type { Host } from '../hosts/host.js';
+import { KINDS, holderName } from '../layout.js';
+import { HELPER_KIND, LABEL, MANAGED_BY, type Kind, type LiveContainer, type LiveNetwork, type LiveRoute, type LiveState, type LiveVolume } from '../model.js';
 
-export function clusterFilter(cluster: string): { label: string[] } {
-  return { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`] };
+export function clusterFilter(cluster: string, ...more: string[]): { label: string[] } {
+  return { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, ...more] };
 }
 
-export async function observeContainers(docker: Docker, cluster: string): Promise<LiveContainer[]> {
-  const list = await docker.listContainers({ all: true, filters: clusterFilter(cluster) });
-  // A replica's address is its network holder's (hosts/containers.ts), while the holder runs.
-  const holders = new Map(list.filter((c) => c.Labels[LABEL.kind] === 'AppNet' && c.State === 'running').map((h) => [
-    (h.Names[0] ?? '').replace(/^\//, ''), Object.values(h.NetworkSettings?.Networks ?? {}).map((n) => n.IPAddress).find((a) => !!a),
-  ]));
+const RESOURCE_KINDS = new Set<string>(KINDS);
+
+function healthOf(status: string): boolean | undefined {
+  if (/\(healthy\)/.test(status)) return true;
+  if (/\(unhealthy\)/.test(status)) return false;
+  return undefined;
+}
+
+export async function observeContainers(host: Host, cluster: string): Promise<LiveContainer[]> {
+  const list = await host.docker.listContainers({ all: true, filters: clusterFilter(cluster) });
+  const nameOf = (c: Docker.ContainerInfo): string => (c.Names[0] ?? '').replace(/^\//, '');
+  const addressesOf = (c: Docker.ContainerInfo): Record<string, string> =>
+    Object.fromEntries(Object.entries(c.NetworkSettings?.Networks ?? {}).filter(([, n]) => !!n.IPAddress).map(([net, n]) => [net, n.IPAddress]));
+  // A replica's addresses are its network holder's (hosts/containers.ts), while the holder runs.
+  const holders = new Map(list.filter((c) => c.Labels[LABEL.kind] === HELPER_KIND.holder && c.State === 'running').map((h) => [nameOf(h), addressesOf(h)]));
   return list
-    .filter((c) => c.Labels[LABEL.kind] === 'App')
+    .filter((c) => RESOURCE_KINDS.has(c.Labels[LABEL.kind] ?? ''))
     .map((c) => {
-      const ip = holders.get(holderName((c.Names[0] ?? '').replace(/^\//, '')));
+      const kind = c.Labels[LABEL.kind] as Kind;
+      // A container that joined a holder's namespace has the holder's addresses; any other its own.
+      const addresses = holders.get(holderName(nameOf(c))) ?? addressesOf(c);
+      const ip = Object.values(addresses)[0];
+      const healthy = c.State === 'running' ? healthOf(c.Status) : undefined;
       return {
         id: c.Id,
-        name: (c.Names[0] ?? '').replace(/^\//, ''),
-        project: c.Labels[LABEL.project] ?? '',
-        app: c.Labels[LABEL.name] ?? '',
+        name: nameOf(c),
+        host: host.name,
+        key: { kind, project: c.Labels[LABEL.project] ?? '', name: c.Labels[LABEL.name] ?? '' },
         specHash: c.Labels[LABEL.specHash] ?? '',
         replica: Number(c.Labels[LABEL.replica] ?? 0),
         commit: c.Labels[LABEL.commit] ?? '',
         running: c.State === 'running',
-        ...(ip ? { ip } : {}),
+        ...(healthy !== undefined ? { healthy } : {}),
+        ...(ip ? { ip, addresses } : {}),
       };
     });
 }
 
-export async function observeNetworks(docker: Docker, cluster: string): Promise<LiveNetwork[]> {
-  const list = await docker.listNetworks({ filters: clusterFilter(cluster) });
-  return list.map((n) => ({ id: n.Id, name: n.Name, project: n.Labels?.[LABEL.project] ?? '' }));
+export async function observeNetworks(host: Host, cluster: string): Promise<LiveNetwork[]> {
+  const list = await host.docker.listNetworks({ filters: clusterFilter(cluster) });
+  return list.map((n) => ({ id: n.Id, name: n.Name, project: n.Labels?.[LABEL.project] ?? '', host: host.name }));
 }
 
-export async function observeRoutes(routesDir: string, cluster: string): Promise<LiveRoute[]> {
+export async function observeVolumes(host: Host, cluster: string): Promise<LiveVolume[]> {
+  const { Volumes } = await host.docker.listVolumes({ filters: clusterFilter(cluster, `${LABEL.kind}=Database`) });
+  return (Volumes ?? []).map((v) => ({
+    name: v.Name,
+    host: host.name,
+    key: { kind: 'Database' as const, project: v.Labels?.[LABEL.project] ?? '', name: v.Labels?.[LABEL.name] ?? '' },
+    engine: v.Labels?.[LABEL.engine] ?? '',
+    version: v.Labels?.[LABEL.engineVersion] ?? '',
+    createdAt: (v as { CreatedAt?: string }).CreatedAt ?? '',
+  }));
+}
+
+export async function observeRoutes(host: Host, edge: Edge, cluster: string): Promise<LiveRoute[]> {
   const prefix = `mlink-${cluster}--`;
-  let files: string[];
-  try {
-    files = await readdir(routesDir);
-  } catch {
-    return [];
-  }
+  const files = await host.files.list(edge.routesDir);
   const out: LiveRoute[] = [];
   for (const f of files.filter((f) => f.startsWith(prefix) && f.endsWith('.yaml')).sort()) {
-    const route = readRoute(f, await readFile(`${routesDir}/${f}`, 'utf8').catch(() => ''), cluster);
+    const route = readRoute(f, (await host.files.read(`${edge.routesDir}/${f}`)) ?? '', cluster, host.name);
     if (route) out.push(route);
   }
   return out;
 }
 
-export async function observe(docker: Docker, routesDir: string, cluster: string): Promise<LiveState> {
-  const [containers, networks, routes] = await Promise.all([
-    observeContainers(docker, cluster),
-    observeNetworks(docker, cluster),
-    observeRoutes(routesDir, cluster),
+/** One host's part of the live state. */
+export async function observeHost(host: Host, edge: Edge | undefined, cluster: string): Promise<LiveState> {
+  const [containers, networks, volumes, routes] = await Promise.all([
+    observeContainers(host, cluster),
+    observeNetworks(host, cluster),
+    observeVolumes(host, cluster),
+    edge ? observeRoutes(host, edge, cluster) : Promise.resolve([]),
   ]);
-  return { containers, networks, routes };
+  return { containers, networks, volumes, routes };
+}
+
+/** The live state of every runtime host, as one. */
+export async function observe(targets: Array<{ host: Host; edge?: Edge }>, cluster: string): Promise<LiveState> {
+  const parts = await Promise.all(targets.map((t) => observeHost(t.host, t.edge, cluster)));
+  return {
+    containers: parts.flatMap((p) => p.containers),
+    routes: parts.flatMap((p) => p.routes),
+    networks: parts.flatMap((p) => p.networks),
+    volumes: parts.flatMap((p) => p.volumes),
+  };
 }

@@ -1,111 +1,95 @@
 // plan: ordered actions, each with a reason, that take the hosts from live to desired.
+// Each kind plans its own changes (plan/app.ts, plan/database.ts); this composes them
+// with what every pass needs around them: networks and egress rules first, networks no
+// resource uses last, and the order between resources (an app after its databases).
 // Pure data: the workflow walks it and hands each action to one activity.
-import type { AppChange, Diff } from '../diff/diff.js';
+import type { Change, Diff } from '../diff/diff.js';
 import type { EgressPolicy } from '../hosts/egress-rules.js';
-import { containerName, networkName, routeFileName, routerName, type DesiredApp } from '../model.js';
+import { networkName } from '../layout.js';
+import { keyOf, type Kind } from '../model.js';
+import type { Action, ResourcePlan } from './actions.js';
+import { appAfter, deployActions, removeActions, type PlanOptions } from './app.js';
+import { databaseActions, databaseRemoveActions } from './database.js';
 
-export type Action =
-  | { type: 'ensureNetwork'; project: string; network: string; reason: string }
-  | { type: 'buildImage'; app: DesiredApp; image: string; reason: string }
-  | { type: 'startReplica'; app: DesiredApp; replica: number; container: string; network: string; reason: string }
-  | { type: 'waitHealthy'; app: DesiredApp; containers: string[]; reason: string }
-  | { type: 'writeRoute'; app: DesiredApp; file: string; router: string; containers: string[]; reason: string }
-  | { type: 'drain'; ms: number; reason: string }
-  | { type: 'removeContainer'; id: string; name: string; reason: string }
-  | { type: 'removeRoute'; file: string; reason: string }
-  | { type: 'removeNetwork'; network: string; reason: string }
-  | { type: 'ensureEgress'; policy: EgressPolicy; reason: string }
-  | { type: 'removeEgress'; project: string; reason: string };
-
-export interface ResourcePlan {
-  kind: 'App';
-  project: string;
-  name: string;
-  change: 'create' | 'update' | 'heal' | 'remove';
-  reason: string;
-  actions: Action[];
-}
+export type { Action, ActionOf, ResourcePlan } from './actions.js';
+export type { PlanOptions } from './app.js';
 
 export interface Plan {
   cluster: string;
   commit: string;
-  /** Run before any resource: networks the apps join. */
+  /** Run before any resource: networks the resources join, egress rules. */
   prepare: Action[];
   resources: ResourcePlan[];
-  /** Run after every resource: networks no app uses any more. */
+  /** Run after every resource: networks no resource uses any more. */
   cleanup: Action[];
+  /** Resources (keyOf) that need nothing. */
   unchanged: string[];
+  /** Resources (keyOf) that need nothing, so answer now: a resource waiting for one of them need not wait. */
+  ready: string[];
+  /** Resources git describes that cannot be applied as they are, with the reason (a human must change git). */
+  stalled: Array<{ key: string; reason: string }>;
+  /** Resources (keyOf) that wait for another to run first (an app for its database): a pass that readies one runs the next pass at once. */
+  waiting: string[];
 }
 
-export interface PlanOptions {
-  /** How long the old containers keep serving after the route has moved (in-flight requests finish). */
-  drainMs: number;
+function egressOf(diff: Diff, host: string, cluster: string): EgressPolicy {
+  return diff.egress.find((e) => e.host === host)?.policy ?? { cluster, projects: [], deny: [], control: [] };
 }
 
-function deployActions(cluster: string, change: Extract<AppChange, { kind: 'create' | 'update' | 'heal' }>, opts: PlanOptions): Action[] {
-  const { app } = change;
-  const network = networkName(cluster, app.project);
-  const file = routeFileName(cluster, app);
-  const stale = 'stale' in change ? change.stale : [];
-  const actions: Action[] = [];
-  const containers: string[] = [];
-  // Before anything starts: a failed build leaves the running version serving.
-  if (app.build) actions.push({ type: 'buildImage', app, image: app.image, reason: `build source ${app.build.commit.slice(0, 12)}${app.build.path ? ` (${app.build.path})` : ''}; an existing image of the same source is reused` });
-  for (let r = 0; r < app.replicas; r++) {
-    const container = containerName(cluster, app, r);
-    containers.push(container);
-    actions.push({ type: 'startReplica', app, replica: r, container, network, reason: `${change.kind}: ${change.reason}` });
-  }
-  if (app.replicas > 0) {
-    actions.push({ type: 'waitHealthy', app, containers, reason: `GET ${app.health.path} must answer before traffic moves` });
-    actions.push({ type: 'writeRoute', app, file, router: routerName(cluster, app), containers, reason: `route ${app.hosts.join(', ')} to ${app.replicas} replica(s)` });
-  } else {
-    actions.push({ type: 'removeRoute', file, reason: 'replicas is 0' });
-  }
-  if (stale.length) {
-    actions.push({ type: 'drain', ms: opts.drainMs, reason: 'let requests in flight on the old containers finish' });
-    for (const c of stale) actions.push({ type: 'removeContainer', id: c.id, name: c.name, reason: c.running ? 'replaced' : 'stopped; replaced' });
-  }
-  return actions;
+type PlannedChange<K extends Kind> = Exclude<Extract<Change, { kind: K }>, { change: 'unchanged' | 'stalled' }>;
+
+/** Each kind plans its own changes; a new kind adds its entry here and its own plan file. */
+const KINDS: { [K in Kind]: (change: PlannedChange<K>, diff: Diff, ctx: { cluster: string }, opts: PlanOptions) => ResourcePlan } = {
+  App: (change, _diff, ctx, opts) => change.change === 'remove'
+    ? { key: change.key, change: 'remove', reason: change.reason, actions: removeActions(change), after: [] }
+    : { key: change.key, change: change.change, reason: change.reason, actions: deployActions(ctx.cluster, change, opts), after: appAfter(change.app) },
+  Database: (change, diff, ctx) => change.change === 'remove'
+    ? { key: change.key, change: 'remove', reason: change.reason, actions: databaseRemoveActions(change), after: [] }
+    : { key: change.key, change: change.change, reason: change.reason, actions: databaseActions(ctx.cluster, change, egressOf(diff, change.db.host, ctx.cluster)), after: [] },
+};
+
+function resourcePlan(change: PlannedChange<Kind>, diff: Diff, ctx: { cluster: string }, opts: PlanOptions): ResourcePlan {
+  return (KINDS[change.kind] as (c: PlannedChange<Kind>, d: Diff, x: { cluster: string }, o: PlanOptions) => ResourcePlan)(change, diff, ctx, opts);
 }
 
 export function plan(diff: Diff, ctx: { cluster: string; commit: string }, opts: PlanOptions = { drainMs: 1000 }): Plan {
   const resources: ResourcePlan[] = [];
   const unchanged: string[] = [];
-  for (const change of diff.apps) {
-    if (change.kind === 'unchanged') {
-      unchanged.push(`${change.app.project}/${change.app.name}`);
-      continue;
+  const ready: string[] = [];
+  const stalled: Plan['stalled'] = [];
+  for (const change of diff.changes) {
+    if (change.change === 'unchanged') {
+      unchanged.push(keyOf(change.key));
+      ready.push(keyOf(change.key));
+    } else if (change.change === 'stalled') {
+      stalled.push({ key: keyOf(change.key), reason: change.reason });
+    } else {
+      resources.push(resourcePlan(change, diff, ctx, opts));
     }
-    if (change.kind === 'remove') {
-      const actions: Action[] = [];
-      if (change.route) actions.push({ type: 'removeRoute', file: change.route.file, reason: change.reason });
-      for (const c of change.containers) actions.push({ type: 'removeContainer', id: c.id, name: c.name, reason: change.reason });
-      resources.push({ kind: 'App', project: change.project, name: change.name, change: 'remove', reason: change.reason, actions });
-      continue;
-    }
-    resources.push({
-      kind: 'App', project: change.app.project, name: change.app.name, change: change.kind, reason: change.reason,
-      actions: deployActions(ctx.cluster, change, opts),
-    });
   }
   return {
     ...ctx,
     prepare: [
-      ...diff.networks.ensure.map((p): Action => ({ type: 'ensureNetwork', project: p, network: networkName(ctx.cluster, p), reason: 'apps of this project join it' })),
+      ...diff.networks.ensure.map((n): Action => ({ type: 'ensureNetwork', host: n.host, project: n.project, network: networkName(ctx.cluster, n.project), reason: 'resources of this project join it' })),
       // Every pass, changed or not: a flush or a reboot is healed within one drift interval.
-      ...(diff.egress ? [{ type: 'ensureEgress', policy: diff.egress, reason: 'egress rules are reapplied on every pass' } as const] : []),
+      ...diff.egress.map((e): Action => ({ type: 'ensureEgress', host: e.host, policy: e.policy, reason: 'egress rules are reapplied on every pass' })),
     ],
     resources,
     cleanup: diff.networks.remove.flatMap((n): Action[] => [
-      { type: 'removeNetwork', network: n.name, reason: `project ${n.project} has no apps left` },
-      ...(diff.egress ? [{ type: 'removeEgress', project: n.project, reason: `project ${n.project} is gone` } as const] : []),
+      { type: 'removeNetwork', host: n.host, network: n.name, reason: `project ${n.project} has nothing left on ${n.host}` },
+      { type: 'removeEgress', host: n.host, project: n.project, reason: `project ${n.project} is gone from ${n.host}` },
     ]),
     unchanged,
+    ready,
+    stalled,
+    waiting: [],
   };
 }
 
 /** One line per resource, for logs, notes and the MCP `plan` tool. */
 export function summarise(p: Plan): string[] {
-  return p.resources.map((r) => `${r.change} App ${r.project}/${r.name}: ${r.reason} (${r.actions.map((a) => a.type).join(' -> ')})`);
+  return [
+    ...p.resources.map((r) => `${r.change} ${keyOf(r.key)}: ${r.reason} (${r.actions.map((a) => a.type).join(' -> ')})`),
+    ...p.stalled.map((s) => `stalled ${s.key}: ${s.reason}`),
+  ];
 }

@@ -1,82 +1,29 @@
 // source: the desired state at one commit, validated and compiled into plain data the
 // rest of the reconciler can trust. An invalid file stalls the whole commit (the
-// reconciler keeps the last good state) and says which file and field are wrong.
-import { createHash } from 'node:crypto';
-import { parse } from 'yaml';
-import { SchemaError, validateClusterConfig, type App, type ClusterConfig } from '../../schemas/index.js';
-import { listManifests } from '../domain/manifests.js';
-import { secretPath } from '../state/secrets.js';
+// reconciler keeps the last good state) and says which file and field are wrong; a
+// resource that is valid but cannot be applied as it is (an app bound to a database
+// git does not describe) stalls only itself, and what runs of it is left alone.
+import type { App, ClusterConfig, Database } from '../../schemas/index.js';
+import type { HostEntry } from '../hosts/pool.js';
+import { StalledError } from '../errors.js';
+import { LayoutError, credentialsPath, listHosts, listManifests, readClusterConfig as readLayoutConfig, secretPath } from '../layout.js';
 import type { StateStore } from '../state/store.js';
 import type { TreeView } from '../state/tree.js';
-import { StalledError } from '../errors.js';
-import type { DesiredApp, DesiredState } from '../model.js';
-import { appEgress, loadClusterEgress } from './egress.js';
-import { compileSource } from '../image-builds/build-spec.js';
-import { registryAddress } from '../../infra/config.js';
+import { keyFields, type DesiredApp, type DesiredDatabase, type DesiredState, type ResourceKey } from '../model.js';
+import { compileApp } from './app.js';
+import { compileDatabase, withSpecHash } from './database.js';
+import { loadClusterEgress } from './egress.js';
 
-export const CLUSTER_FILE = 'mlink.yaml';
+export { CLUSTER_FILE } from '../layout.js';
 
-const FALLBACK = { cpu: 0.5, memoryMb: 256, pids: 256 };
-/** Start-up health checks poll every 200 ms for the manifest's whole window (interval x retries), at least 30 s. */
-const POLL_MS = 200;
-const MIN_WINDOW_MS = 30_000;
-
+/** mlink.yaml at `view`; an invalid one stalls the commit. */
 export async function readClusterConfig(view: TreeView): Promise<ClusterConfig> {
-  const text = await view.readText(CLUSTER_FILE);
-  if (text === null) throw new StalledError('ValidationFailed', CLUSTER_FILE, 'the file is missing; restore it (git revert the commit that removed it)');
-  let doc: unknown;
   try {
-    doc = parse(text);
+    return await readLayoutConfig(view);
   } catch (e) {
-    throw new StalledError('ValidationFailed', CLUSTER_FILE, `not valid YAML: ${(e as Error).message}`);
-  }
-  try {
-    return validateClusterConfig(CLUSTER_FILE, doc);
-  } catch (e) {
-    if (e instanceof SchemaError) throw new StalledError('ValidationFailed', CLUSTER_FILE, e.problems.join('; '));
+    if (e instanceof LayoutError) throw new StalledError('ValidationFailed', e.file, e.problems.join('; '));
     throw e;
   }
-}
-
-function hash(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex');
-}
-
-/** Compiles one App against the cluster defaults. Pure but for the secret blob ids it is given. */
-export function compileApp(app: App, cluster: ClusterConfig, secretOids: Record<string, string>): DesiredApp {
-  const { spec, metadata } = app;
-  const file = `apps/${metadata.project}/${metadata.name}.yaml`;
-  const built = compileSource(file, metadata.project, metadata.name, spec.source, registryAddress());
-  const image = built?.image ?? ('image' in spec.source ? spec.source.image : '');
-  const defaults = cluster.spec.defaults ?? {};
-  const resources = { ...FALLBACK, ...defaults.resources, ...spec.resources };
-  const runtime = cluster.spec.projects?.[metadata.project]?.runtime ?? defaults.runtime ?? 'runsc';
-  const env = spec.env ?? {};
-  const secretEnv = [...(spec.secretEnv ?? [])].sort();
-  const readOnlyRoot = spec.readOnlyRoot !== false;
-  const container = { image, port: spec.port, env, secrets: secretEnv.map((n) => [n, secretOids[n]]), resources, runtime, readOnlyRoot };
-  return {
-    project: metadata.project,
-    name: metadata.name,
-    specHash: hash(container),
-    image,
-    port: spec.port,
-    env,
-    secretEnv,
-    resources,
-    replicas: spec.replicas ?? defaults.replicas ?? 1,
-    runtime,
-    hosts: spec.domains?.length ? [...spec.domains] : [`${metadata.name}.${metadata.project}.${cluster.spec.baseDomain}`],
-    health: healthOf(spec.healthCheck),
-    egress: appEgress(app, cluster),
-    readOnlyRoot,
-    ...(built ? { build: built.build } : {}),
-  };
-}
-
-function healthOf(hc: App['spec']['healthCheck']): DesiredApp['health'] {
-  const windowMs = Math.max(MIN_WINDOW_MS, (hc?.intervalSeconds ?? 0) * 1000 * (hc?.retries ?? 0));
-  return { path: hc?.path ?? '/', intervalMs: POLL_MS, timeoutMs: (hc?.timeoutSeconds ?? 2) * 1000, retries: Math.ceil(windowMs / POLL_MS) };
 }
 
 /** Whether an ephemeral app's time-to-live (spec.expiresAt) has passed. */
@@ -84,25 +31,67 @@ export function expired(app: App, at: Date): boolean {
   return !!app.spec.expiresAt && Date.parse(app.spec.expiresAt) <= at.getTime();
 }
 
+export interface Skipped extends ResourceKey { phase: string; reason: string }
+
 export interface LoadedState {
   desired: DesiredState;
-  /** Apps that are valid but cannot run yet (for example, source builds), with the reason. */
-  skipped: Array<{ project: string; name: string; phase: string; reason: string }>;
+  /** Resources that are valid but not applied at this commit, with the phase and reason. */
+  skipped: Skipped[];
+  /** The hosts this commit names: mlink.yaml's (the control plane's own) and hosts/*.yaml. */
+  hosts: HostEntry[];
 }
 
-/** The desired state at `commit`. Throws StalledError naming the file and field when anything is invalid. */
+/** mlink.yaml's hosts and hosts/*.yaml, as one list; a host named twice stalls the commit. */
+export async function clusterHostsAt(view: TreeView, cluster: ClusterConfig): Promise<HostEntry[]> {
+  const { items, invalid } = await listHosts(view);
+  if (invalid.length) throw new StalledError('ValidationFailed', 'hosts/', invalid.join('; '));
+  const out: HostEntry[] = cluster.spec.hosts.map((h) => ({ ...h, schedulable: true }));
+  for (const { host, path } of items) {
+    if (out.some((h) => h.name === host.metadata.name)) throw new StalledError('ValidationFailed', path, `host ${host.metadata.name} is also named in mlink.yaml spec.hosts; remove one of the two`);
+    out.push({ name: host.metadata.name, address: host.spec.address, roles: host.spec.roles, ssh: host.spec.ssh, schedulable: host.spec.schedulable !== false, ...(host.spec.capacity ? { capacity: host.spec.capacity } : {}), ...(host.spec.labels ? { labels: host.spec.labels } : {}) });
+  }
+  return out;
+}
+
+/** A resource's own problem: it stalls (or waits), the rest of the commit applies. */
+function ownProblem(e: unknown): e is StalledError {
+  return e instanceof StalledError && (e.phase === 'BuildFailed' || e.phase === 'ValidationFailed');
+}
+
+/** The desired state at `commit`. Throws StalledError naming the file and field when the commit as a whole is invalid. */
 export async function loadDesired(store: StateStore, commit: string, clusterName?: string, now: () => Date = () => new Date()): Promise<LoadedState> {
   const view = await store.view(commit);
   const cluster = await readClusterConfig(view);
-  const { items, invalid } = await listManifests<App>(view, 'App');
-  if (invalid.length) throw new StalledError('ValidationFailed', 'apps/', invalid.join('; '));
-  const apps: DesiredApp[] = [];
-  const skipped: LoadedState['skipped'] = [];
-  for (const { manifest } of items) {
+  const [apps, dbs] = await Promise.all([listManifests<App>(view, 'App'), listManifests<Database>(view, 'Database')]);
+  const invalid = [...apps.invalid, ...dbs.invalid];
+  if (invalid.length) throw new StalledError('ValidationFailed', invalid.length === 1 ? 'a manifest' : `${invalid.length} manifests`, invalid.join('; '));
+  const skipped: Skipped[] = [];
+  const held: ResourceKey[] = [];
+  const hold = (key: ResourceKey, e: StalledError): void => {
+    skipped.push({ ...keyFields(key), phase: e.phase, reason: e.message });
+    held.push(keyFields(key));
+  };
+
+  const databases = new Map<string, DesiredDatabase>();
+  const credentialOids = new Map<string, string>();
+  for (const { manifest } of dbs.items) {
+    const { project, name } = manifest.metadata;
+    const oid = await view.blobOid(credentialsPath(project, name));
+    try {
+      databases.set(`${project}/${name}`, compileDatabase(manifest, { cluster, credentialsOid: oid }));
+      credentialOids.set(`${project}/${name}`, oid!);
+    } catch (e) {
+      if (!ownProblem(e)) throw e;
+      hold({ kind: 'Database', project, name }, e);
+    }
+  }
+
+  const compiled: DesiredApp[] = [];
+  for (const { manifest } of apps.items) {
     const { project, name } = manifest.metadata;
     if (expired(manifest, now())) {
       // an ephemeral app past its time-to-live is not run: the pass prunes it like a deleted one
-      skipped.push({ project, name, phase: 'Expired', reason: `expired at ${manifest.spec.expiresAt}; its containers and route are removed (delete_app removes the manifest too)` });
+      skipped.push({ kind: 'App', project, name, phase: 'Expired', reason: `expired at ${manifest.spec.expiresAt}; its containers and route are removed (delete_app removes the manifest too)` });
       continue;
     }
     const secretOids: Record<string, string> = {};
@@ -112,14 +101,29 @@ export async function loadDesired(store: StateStore, commit: string, clusterName
       secretOids[n] = oid;
     }
     try {
-      apps.push(compileApp(manifest, cluster, secretOids));
+      compiled.push(compileApp(manifest, { cluster, secretOids, databases, credentialOids }));
     } catch (e) {
-      if (e instanceof StalledError && e.phase === 'BuildFailed') skipped.push({ project, name, phase: e.phase, reason: e.message });
-      else throw e;
+      if (!ownProblem(e)) throw e;
+      hold({ kind: 'App', project, name }, e);
     }
   }
+
+  // Each database joins the networks of the projects whose apps bind it, and only those apps may reach it.
+  for (const [id, db] of databases) {
+    const clients = compiled.filter((a) => a.databases.some((b) => `${b.project}/${b.name}` === id)).map((a) => ({ project: a.project, name: a.name }));
+    const networks = [db.project, ...[...new Set(clients.map((c) => c.project))].filter((p) => p !== db.project).sort()];
+    databases.set(id, withSpecHash({ ...db, clients, networks }, credentialOids.get(id)!));
+  }
   return {
-    desired: { cluster: clusterName ?? cluster.metadata.name, commit, baseDomain: cluster.spec.baseDomain, apps, egress: await loadClusterEgress(view, cluster) },
+    desired: {
+      cluster: clusterName ?? cluster.metadata.name,
+      commit,
+      baseDomain: cluster.spec.baseDomain,
+      resources: [...databases.values(), ...compiled],
+      held,
+      egress: await loadClusterEgress(view, cluster),
+    },
     skipped,
+    hosts: await clusterHostsAt(view, cluster),
   };
 }

@@ -31,14 +31,6 @@ export async function loadClusterKey(keysDir: string): Promise<ClusterKey> {
   return { identity: identity.trim(), recipient: await identityToRecipient(identity.trim()) };
 }
 
-export function secretPath(project: string, app: string, name: string): string {
-  return `secrets/${project}/${app}/${name}.age`;
-}
-
-export function secretDir(project: string, app: string): string {
-  return `secrets/${project}/${app}`;
-}
-
 export async function encryptSecret(value: string, recipients: string[]): Promise<string> {
   if (recipients.length === 0) throw new Error('no age recipients: mlink.yaml spec.secrets.recipients is empty');
   const e = new Encrypter();

@@ -3,7 +3,8 @@
 // from the app's containers (labelled, this cluster only).
 import type Docker from 'dockerode';
 import type { BuildRecord, BuildRecords } from '../image-builds/records.js';
-import { LABEL, MANAGED_BY } from '../model.js';
+import type { HostPool } from '../hosts/pool.js';
+import { LABEL, MANAGED_BY, type Kind } from '../model.js';
 
 export interface BuildSummary {
   phase: BuildRecord['phase'];
@@ -56,11 +57,11 @@ export function buildLogs(records: BuildRecords, project: string, name: string, 
   return { kind: 'build', source: `build ${key} of ${r?.commit.slice(0, 12) ?? '?'} (${r?.phase ?? '?'})`, lines: all.slice(-lines), truncated: all.length > lines };
 }
 
-/** The app's containers, running ones first, newest first. */
-export async function appContainers(docker: Docker, cluster: string, project: string, name: string): Promise<Docker.ContainerInfo[]> {
+/** A resource's containers on one host, running ones first, newest first. */
+export async function resourceContainers(docker: Docker, cluster: string, id: { kind: Kind; project: string; name: string }): Promise<Docker.ContainerInfo[]> {
   const list = await docker.listContainers({
     all: true,
-    filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.project}=${project}`, `${LABEL.name}=${name}`, `${LABEL.kind}=App`] },
+    filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.project}=${id.project}`, `${LABEL.name}=${id.name}`, `${LABEL.kind}=${id.kind}`] },
   });
   return list.sort((a, b) => Number(b.State === 'running') - Number(a.State === 'running') || b.Created - a.Created);
 }
@@ -77,10 +78,14 @@ export function demux(buf: Buffer): string {
   return at === 0 ? buf.toString('utf8') : out;
 }
 
-export async function runtimeLogs(docker: Docker, cluster: string, project: string, name: string, opts: { lines: number; since?: number }): Promise<AppLogs> {
-  const [c] = await appContainers(docker, cluster, project, name);
-  if (!c) return { kind: 'runtime', source: 'no container', lines: [], truncated: false };
+/** The newest container's output, from whichever runtime host runs it. */
+export async function runtimeLogs(hosts: HostPool, cluster: string, id: { kind: Kind; project: string; name: string }, opts: { lines: number; since?: number }): Promise<AppLogs> {
+  const found = (await Promise.all(hosts.names('runtime').map(async (h) => (await resourceContainers(hosts.get(h).docker, cluster, id)).map((c) => ({ c, h }))))).flat()
+    .sort((a, b) => Number(b.c.State === 'running') - Number(a.c.State === 'running') || b.c.Created - a.c.Created)[0];
+  if (!found) return { kind: 'runtime', source: 'no container', lines: [], truncated: false };
+  const { c, h } = found;
+  const docker = hosts.get(h).docker;
   const buf = (await docker.getContainer(c.Id).logs({ stdout: true, stderr: true, tail: opts.lines + 1, timestamps: false, ...(opts.since ? { since: opts.since } : {}) })) as unknown as Buffer;
   const all = demux(buf).trimEnd().split('\n').filter((l) => l !== '');
-  return { kind: 'runtime', source: `container ${(c.Names[0] ?? c.Id).replace(/^\//, '')} (${c.State})`, lines: all.slice(-opts.lines), truncated: all.length > opts.lines };
+  return { kind: 'runtime', source: `container ${(c.Names[0] ?? c.Id).replace(/^\//, '')} on ${h} (${c.State})`, lines: all.slice(-opts.lines), truncated: all.length > opts.lines };
 }

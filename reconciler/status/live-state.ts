@@ -1,24 +1,26 @@
-// What MCP's get_app, list_apps and plan show of the live hosts: containers and routes
-// observed now, and the newest status note for errors. Plugs into the domain's
-// LiveStateProvider, so mcp/ needs no change to show live state.
-import type Docker from 'dockerode';
-import { diff } from '../diff/diff.js';
-import type { LivePlan, LiveStateProvider, LiveStatus, ResourceId } from '../domain/live-state.js';
-import { appKey, liveKey, type LiveState } from '../model.js';
-import { observe } from '../observe/live.js';
-import { plan, type PlanOptions } from '../plan/plan.js';
-import { loadDesired } from '../source/desired.js';
-import type { StateStore } from '../state/store.js';
-import { latestStatus, type StatusRecord } from './record.js';
+// What MCP's get_app, get_database, list_* and plan show of the live hosts: objects
+// observed now, and the newest status note for errors. Each kind says how its live
+// objects read (status/kinds.ts); this composes one look at the hosts with the note.
+// Plugs into the domain's LiveStateProvider, so mcp/ needs no change to show live state.
+import type { LivePlan, LiveStateProvider, LiveStatus, ResourceId, RetainedDatabase } from '../domain/live-state.js';
+import { runtimeLogs, buildLogs } from './app-logs.js';
+import type { HostPool } from '../hosts/pool.js';
 import type { BuildRecords } from '../image-builds/records.js';
-import { buildLogs, buildSummary, runtimeLogs } from './app-logs.js';
+import { manifestPath } from '../layout.js';
+import { keyOf, type LiveState } from '../model.js';
+import { observe } from '../observe/live.js';
+import { planCommit } from '../plan-pass.js';
+import type { PlanOptions } from '../plan/plan.js';
+import { fileHistory } from '../state/history.js';
+import { MAIN, type StateStore } from '../state/store.js';
+import { appStatus, databaseStatus, volumeSizes, type Observed } from './kinds.js';
+import { latestStatus, type StatusRecord } from './record.js';
 
 export interface LiveStateDeps {
   cluster: string;
   store: StateStore;
-  docker: Docker;
-  routesDir: string;
-  /** Where Traefik's web entrypoint listens, for the URL agents are given. */
+  hosts: HostPool;
+  /** Where the local edge's web entrypoint listens, for the URL agents are given. */
   webPort: number;
   planOptions?: PlanOptions;
   /** Build records on this host, for build phase, progress and logs. */
@@ -28,55 +30,53 @@ export interface LiveStateDeps {
 }
 
 export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
-  const look = (): Promise<[LiveState, StatusRecord | undefined]> => Promise.all([observe(deps.docker, deps.routesDir, deps.cluster), latestStatus(deps.store)]);
+  const look = (): Promise<[LiveState, StatusRecord | undefined]> => Promise.all([observe(deps.hosts.runtime(), deps.cluster), latestStatus(deps.store)]);
 
-  /** One app's status from one look at the hosts and the newest note. */
-  function statusFrom(id: ResourceId, live: LiveState, last: StatusRecord | undefined): LiveStatus {
-    if (id.kind !== 'App') return { known: false, reason: 'databases are not reconciled yet: only apps run' };
-    const key = appKey(id.project, id.name);
-    const containers = live.containers.filter((c) => liveKey(c) === key);
-    const route = live.routes.find((r) => liveKey(r) === key);
-    const running = containers.filter((c) => c.running);
-    const failure = last?.resources.find((r) => r.project === id.project && r.name === id.name && r.result !== 'ok');
-    const newest = [...running].sort((a, b) => (a.commit < b.commit ? -1 : 1)).at(-1);
-    const url = route?.hosts[0] ? `http://${route.hosts[0]}:${deps.webPort}/` : undefined;
-    let phase = running.length ? 'Running' : containers.length ? 'Stopped' : 'NotDeployed';
-    if (failure) phase = failure.phase ?? 'Failed';
-    if (last?.phase === 'ValidationFailed') phase = 'ValidationFailed';
-    const parts = [
-      `${running.length}/${containers.length} container(s) running`,
-      route ? `routed at ${route.hosts.join(', ')} to ${route.servers.length} server(s)` : 'no route',
-    ];
-    if (failure) parts.push(`last error (${failure.phase}): ${failure.message}`);
-    if (last?.phase === 'ValidationFailed') parts.push(`newest commit not applied: ${last.message}`);
-    const build = deps.builds ? buildSummary(deps.builds, id.project, id.name) : undefined;
-    const routed = new Set(route?.servers.map((s) => new URL(s).hostname) ?? []);
-    const replicas = containers.map((c) => ({ container: c.name, commit: c.commit, running: c.running, serving: c.running && !!c.ip && routed.has(c.ip) }));
-    if (build?.phase === 'Building') {
-      phase = 'Building';
-      parts.push(`building source ${build.commit.slice(0, 12)}: step ${build.progress}`);
-    }
-    return {
-      known: true,
-      phase,
-      message: parts.join('; '),
-      ...(newest?.commit ? { appliedCommit: newest.commit } : {}),
-      ...(url ? { url } : {}),
-      ...(last?.at ? { updatedAt: last.at } : {}),
-      ...(build ? { progress: build.progress, build: { ...build } } : {}),
-      replicas,
+  /** How each kind's live objects read; a new kind adds its entry (status/kinds.ts). */
+  const STATUS: Record<ResourceId['kind'], (id: ResourceId, o: Observed) => Promise<LiveStatus>> = {
+    App: async (id, o) => appStatus(id, o, { webPort: deps.webPort, builds: deps.builds }),
+    Database: async (id, o) => databaseStatus(id, o, { sizes: o.volume ? await volumeSizes(deps.hosts, [o.volume]) : new Map() }),
+  };
+
+  async function statusFrom(id: ResourceId, live: LiveState, last: StatusRecord | undefined): Promise<LiveStatus> {
+    const key = keyOf(id);
+    const mine = {
+      containers: live.containers.filter((c) => keyOf(c.key) === key),
+      routes: live.routes.filter((r) => keyOf(r.key) === key),
+      volume: live.volumes.find((v) => keyOf(v.key) === key),
+      record: last?.resources.find((r) => r.kind === id.kind && r.project === id.project && r.name === id.name && r.result !== 'ok'),
+      last,
     };
+    return STATUS[id.kind](id, mine);
   }
 
   return {
-    async status(id: ResourceId): Promise<LiveStatus> {
+    async status(id) {
       const [live, last] = await look();
       return statusFrom(id, live, last);
     },
 
-    async statusMany(ids: ResourceId[]): Promise<LiveStatus[]> {
+    async statusMany(ids) {
       const [live, last] = await look();
-      return ids.map((id) => statusFrom(id, live, last));
+      return Promise.all(ids.map((id) => statusFrom(id, live, last)));
+    },
+
+    async retained(): Promise<RetainedDatabase[]> {
+      const view = await deps.store.view(MAIN);
+      const live = await observe(deps.hosts.runtime(), deps.cluster);
+      const gone = [];
+      for (const v of live.volumes) if (!(await view.blobOid(manifestPath('Database', v.key.project, v.key.name)))) gone.push(v);
+      const sizes = await volumeSizes(deps.hosts, gone);
+      const head = view.commit;
+      return Promise.all(gone.map(async (v) => {
+        // Retained since the commit that deleted its manifest (the newest that touched the path).
+        const [deleted] = head ? await fileHistory(deps.store, head, [manifestPath('Database', v.key.project, v.key.name)], 1) : [];
+        const size = sizes.get(`${v.host}/${v.name}`);
+        return {
+          project: v.key.project, name: v.key.name, engine: v.engine, version: v.version, host: v.host, volume: v.name,
+          since: deleted?.date ?? v.createdAt, ...(size !== undefined ? { size_bytes: size } : {}),
+        };
+      }));
     },
 
     async logs(id, req) {
@@ -84,26 +84,31 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
         if (!deps.builds) return { kind: 'build', source: 'this server has no build role', lines: [], truncated: false };
         return buildLogs(deps.builds, id.project, id.name, req.lines);
       }
-      return runtimeLogs(deps.docker, deps.cluster, id.project, id.name, req);
+      return runtimeLogs(deps.hosts, deps.cluster, id, req);
     },
 
     ...(deps.sync ? { sync: deps.sync } : {}),
 
     async plan(desired: { commit: string | null }): Promise<LivePlan> {
       if (!desired.commit) return { known: true, actions: [] };
-      let loaded;
+      let planned;
       try {
-        loaded = await loadDesired(deps.store, desired.commit, deps.cluster);
+        planned = await planCommit(deps.store, deps.hosts, deps.cluster, desired.commit, deps.planOptions ?? { drainMs: 1000 });
       } catch (e) {
         return { known: false, reason: `the desired state cannot be applied: ${(e as Error).message}` };
       }
-      const live = await observe(deps.docker, deps.routesDir, deps.cluster);
-      const p = plan(diff(loaded.desired, live), { cluster: deps.cluster, commit: desired.commit }, deps.planOptions);
+      const p = planned.plan;
+      const split = (key: string): ResourceId => {
+        const [kind, id] = key.split(' ') as [ResourceId['kind'], string];
+        const [project, name] = id.split('/') as [string, string];
+        return { kind, project, name };
+      };
       return {
         known: true,
         actions: [
-          ...p.resources.map((r) => ({ kind: 'App' as const, project: r.project, name: r.name, action: r.change, reason: `${r.reason} (${r.actions.map((a) => a.type).join(' -> ')})` })),
-          ...loaded.skipped.map((s) => ({ kind: 'App' as const, project: s.project, name: s.name, action: 'skip', reason: s.reason })),
+          ...p.resources.map((r) => ({ ...r.key, action: r.change, reason: `${r.reason} (${r.actions.map((a) => a.type).join(' -> ')})` })),
+          ...p.stalled.map((s) => ({ ...split(s.key), action: 'stalled', reason: s.reason })),
+          ...planned.skipped.map((s) => ({ kind: s.kind, project: s.project, name: s.name, action: 'skip', reason: s.reason })),
         ],
       };
     },

@@ -3,9 +3,11 @@
 import { parse, stringify } from 'yaml';
 import { readNote, writeNote } from '../state/notes.js';
 import { MAIN, type StateStore } from '../state/store.js';
+import type { Kind } from '../model.js';
 
 export interface ResourceStatus {
-  kind: 'App';
+  /** The resource's kind; `Cluster` for cluster-wide work (a network that could not be removed). */
+  kind: Kind | 'Cluster';
   project: string;
   name: string;
   change: 'create' | 'update' | 'heal' | 'remove' | 'skip';

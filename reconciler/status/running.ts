@@ -9,6 +9,8 @@ export interface RunningReconciler {
   pid: number;
   cluster: string;
   routesDir: string;
+  /** The local edge's Traefik API. */
+  traefikApi: string;
   webPort: number;
   buildsDir?: string;
   startedAt: string;

@@ -1,36 +1,39 @@
 // All the reconciler's I/O, as Temporal activities built from their dependencies.
+// Agentless: the control plane's worker drives every host through the host seam, and
+// every host-bound action names its host, so a retried activity acts on the same one.
 // Each is idempotent: it checks before it acts, by deterministic names, so a retry
 // after a crash finds the work already done.
 import { ApplicationFailure, heartbeat } from '@temporalio/activity';
-import type Docker from 'dockerode';
 import { StalledError } from '../errors.js';
 import { renderRoute } from '../edge/route.js';
-import { removeRouteFile, writeRouteFile, type Edge } from '../edge/traefik.js';
+import { removeRouteFile, writeRouteFile } from '../edge/traefik.js';
 import * as containers from '../hosts/containers.js';
+import * as databases from '../hosts/databases.js';
 import * as egress from '../hosts/egress.js';
-import { networkName, routerOfFile } from '../model.js';
-import { observe } from '../observe/live.js';
-import { diff } from '../diff/diff.js';
-import { plan, type Action, type Plan } from '../plan/plan.js';
-import { loadDesired, type LoadedState } from '../source/desired.js';
-import { decryptSecret, secretPath } from '../state/secrets.js';
+import type { HostPool } from '../hosts/pool.js';
+import { credentialsPath, networkName, routerOfFile, secretPath } from '../layout.js';
+import { keyOf, type DesiredApp } from '../model.js';
+import { planCommit } from '../plan-pass.js';
+import type { Action, ActionOf, Plan } from '../plan/plan.js';
+import type { Skipped } from '../source/desired.js';
+import { decryptSecret } from '../state/secrets.js';
 import { MAIN, type StateStore } from '../state/store.js';
 import { recordStatus, type StatusRecord } from '../status/record.js';
 import type { Logger } from '../util/log.js';
 import { createBuildActivities } from '../image-builds/activity.js';
 import type { Builder } from '../image-builds/builder.js';
 import { ensurePulled } from '../image-builds/docker-steps.js';
+import { bindingEnv, checkCredentials, type Credentials } from '../databases/credentials.js';
 
 export type PassPlan =
   | { commit: null }
   | { commit: string; invalid: string }
-  | { commit: string; plan: Plan; skipped: LoadedState['skipped'] };
+  | { commit: string; plan: Plan; skipped: Skipped[] };
 
 export interface ActivityDeps {
   cluster: string;
   store: StateStore;
-  docker: Docker;
-  edge: Edge;
+  hosts: HostPool;
   /** The cluster's age identity (AGE-SECRET-KEY-...), for secrets on their way into containers. */
   identity: () => Promise<string>;
   log: Logger;
@@ -45,13 +48,11 @@ function stalled(e: unknown): never {
   throw e;
 }
 
-type Of<T extends Action['type']> = Extract<Action, { type: T }>;
-
 export function createActivities(deps: ActivityDeps) {
-  const { docker, edge, cluster, log } = deps;
+  const { hosts, cluster, log } = deps;
 
-  async function secretsFor(commit: string, app: Of<'startReplica'>['app']): Promise<Record<string, string>> {
-    if (!app.secretEnv.length) return {};
+  async function secretsFor(commit: string, app: DesiredApp): Promise<Record<string, string>> {
+    if (!app.secretEnv.length && !app.databases.length) return {};
     const view = await deps.store.view(commit);
     const identity = await deps.identity();
     const out: Record<string, string> = {};
@@ -60,58 +61,85 @@ export function createActivities(deps: ActivityDeps) {
       if (armored === null) stalled(new StalledError('ValidationFailed', `apps/${app.project}/${app.name}.yaml`, `secret ${name} is missing at ${commit.slice(0, 12)}`));
       out[name] = await decryptSecret(armored, identity);
     }
+    for (const b of app.databases) {
+      if (!b.address) throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `${app.project}/${app.name}: database ${b.project}/${b.name} has no address in the plan` });
+      Object.assign(out, bindingEnv(await credentialsAt(commit, b.project, b.name, identity), { host: b.address, port: b.port, prefix: b.envPrefix }));
+    }
     return out;
   }
 
+  async function credentialsAt(commit: string, project: string, name: string, identity?: string): Promise<Credentials> {
+    const armored = await (await deps.store.view(commit)).readText(credentialsPath(project, name));
+    if (armored === null) stalled(new StalledError('ValidationFailed', `databases/${project}/${name}.yaml`, `its credentials are missing at ${commit.slice(0, 12)}`));
+    const creds = JSON.parse(await decryptSecret(armored, identity ?? (await deps.identity()))) as Credentials;
+    checkCredentials(creds);
+    return creds;
+  }
+
   // A rollout's steps: run by the rollOut activity, one after the other (see workflows.ts).
-  async function startReplica(input: { action: Of<'startReplica'>; commit: string }): Promise<containers.Started> {
+  async function startReplica(input: { action: ActionOf<'startReplica'>; commit: string }): Promise<containers.Started> {
     const a = input.action;
+    const host = hosts.get(a.host);
     const t0 = Date.now();
     // Built images come from the private registry (a no-op on the host that built them).
-    if (a.app.build) await ensurePulled(docker, a.app.image);
-    const started = await containers.startReplica(docker, {
+    if (a.app.build) await ensurePulled(host.docker, a.app.image);
+    const started = await containers.startReplica(host, {
       cluster, commit: input.commit, app: a.app, replica: a.replica, container: a.container, network: a.network,
       secrets: await secretsFor(input.commit, a.app),
     });
-    log.info('replica running', { app: `${a.app.project}/${a.app.name}`, container: a.container, ip: started.ip, ms: { total: Date.now() - t0, ...started.ms } });
+    log.info('replica running', { app: `${a.app.project}/${a.app.name}`, host: a.host, container: a.container, ip: started.ip, ms: { total: Date.now() - t0, ...started.ms } });
     return started;
   }
 
-  /** The replicas' addresses: as their start in this rollOut returned them, else asked of Docker. */
-  async function addresses(names: string[], project: string, known: Map<string, string>): Promise<string[]> {
-    if (names.every((n) => known.get(n))) return names.map((n) => known.get(n)!);
-    return containers.containerAddresses(docker, names, networkName(cluster, project));
+  const at = (host: string, name: string): string => `${host}/${name}`;
+
+  /** The replicas' addresses: as their start in this rollOut returned them, else asked of their hosts. */
+  async function addresses(replicas: Array<{ host: string; container: string }>, project: string, known: Map<string, string>): Promise<string[]> {
+    return Promise.all(replicas.map(async (r) => known.get(at(r.host, r.container))
+      ?? (await containers.containerAddresses(hosts.get(r.host).docker, [r.container], networkName(cluster, project)))[0] ?? ''));
   }
 
-  async function waitHealthy(a: Of<'waitHealthy'>, known: Map<string, string>): Promise<void> {
+  async function waitHealthy(a: ActionOf<'waitHealthy'>, known: Map<string, string>): Promise<void> {
     const network = networkName(cluster, a.app.project);
-    const ips = await addresses(a.containers, a.app.project, known);
-    const missing = a.containers.filter((_, i) => !ips[i]);
+    const ips = await addresses(a.replicas, a.app.project, known);
+    const missing = a.replicas.filter((_, i) => !ips[i]).map((r) => `${r.container} on ${r.host}`);
     if (missing.length) throw new Error(`${missing.join(', ')} has no address on ${network} (not running?)`);
     await Promise.all(ips.map(async (ip, i) => {
-      const name = a.containers[i]!;
+      const { host: hostName, container: name } = a.replicas[i]!;
+      const host = hosts.get(hostName);
       try {
-        await containers.waitHealthy(`http://${ip}:${a.app.port}${a.app.health.path}`, a.app.health, async () => {
-          const info = await docker.getContainer(name).inspect().catch(() => undefined);
+        await containers.waitHealthy(host, `http://${ip}:${a.app.port}${a.app.health.path}`, a.app.health, async () => {
+          const info = await host.docker.getContainer(name).inspect().catch(() => undefined);
           // A restart means its process exited: Docker's restart policy would hide a crash loop for the whole window.
           return !!info?.State.Running && !info.State.Restarting && !info.RestartCount;
         }, () => heartbeat());
       } catch (e) {
-        const logs = await containers.containerLogsTail(docker, name);
+        const logs = await containers.containerLogsTail(host.docker, name);
         throw ApplicationFailure.create({
           type: 'HealthCheckFailed', nonRetryable: true,
-          message: `${name}: ${(e as Error).message}${logs ? `; last log lines: ${logs.split('\n').slice(-5).join(' | ')}` : ''}`,
+          message: `${name} on ${hostName}: ${(e as Error).message}${logs ? `; last log lines: ${logs.split('\n').slice(-5).join(' | ')}` : ''}`,
         });
       }
     }));
   }
 
-  async function writeRoute(a: Of<'writeRoute'>, known: Map<string, string>): Promise<void> {
+  async function writeRoute(a: ActionOf<'writeRoute'>, known: Map<string, string>): Promise<void> {
     const network = networkName(cluster, a.app.project);
-    const servers = (await addresses(a.containers, a.app.project, known)).map((ip) => `http://${ip}:${a.app.port}`);
-    if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} has no address on ${network}`);
-    const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, hosts: a.app.hosts, servers });
-    await writeRouteFile(edge, a.file, a.router, content, servers, () => heartbeat());
+    const host = hosts.get(a.host);
+    const edge = hosts.edge(a.host);
+    if (!edge) throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `host ${a.host} has no edge (not a runtime host)` });
+    const servers = (await addresses(a.containers.map((container) => ({ host: a.host, container })), a.app.project, known)).map((ip) => `http://${ip}:${a.app.port}`);
+    if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} on ${a.host} has no address on ${network}`);
+    const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, domains: a.app.domains, servers });
+    await writeRouteFile(host, edge, a.file, a.router, content, servers, () => heartbeat());
+  }
+
+  async function ensureEgressOn(hostName: string, policy: ActionOf<'ensureEgress'>['policy']): Promise<void> {
+    const host = hosts.get(hostName);
+    const { resolved, problems } = await egress.resolveEgress(host, policy);
+    for (const p of problems) log.warn('egress entry skipped', { host: hostName, problem: p });
+    const done = await egress.applyEgress(host, resolved);
+    if (done.hooked.length || done.dropped.length) log.info('egress rules restored', { host: hostName, hooked: done.hooked, dropped: done.dropped });
   }
 
   return {
@@ -119,29 +147,24 @@ export function createActivities(deps: ActivityDeps) {
 
     /**
      * One pass's plan: the newest commit on main, its desired state (or why it cannot be
-     * applied), the live state, paired and planned. The workflow runs it as a local
-     * activity, so a pass starts with no round trip to the Temporal server and only the
-     * plan (small when nothing changed), not the whole state, enters its history.
+     * applied), placed on the runtime hosts, and the live state, paired and planned. The
+     * workflow runs it as a local activity, so a pass starts with no round trip to the
+     * Temporal server and only the plan (small when nothing changed) enters its history.
      */
     async planPass(input: { drainMs: number; retiring?: string[] }): Promise<PassPlan> {
       const commit = await deps.store.resolve(MAIN);
       if (!commit) return { commit: null };
-      const [loaded, live] = await Promise.all([
-        loadDesired(deps.store, commit, cluster).catch((e: unknown) => {
-          if (e instanceof StalledError) return { invalid: e.message };
-          throw e;
-        }),
-        observe(docker, edge.routesDir, cluster),
-      ]);
-      if ('invalid' in loaded) return { commit, invalid: loaded.invalid };
-      // Old containers the workflow is draining and removing are its business, not this plan's.
-      const retiring = new Set(input.retiring ?? []);
-      if (retiring.size) live.containers = live.containers.filter((c) => !retiring.has(c.name));
-      return { commit, plan: plan(diff(loaded.desired, live), { cluster, commit }, { drainMs: input.drainMs }), skipped: loaded.skipped };
+      try {
+        const { plan, skipped } = await planCommit(deps.store, hosts, cluster, commit, input);
+        return { commit, plan, skipped };
+      } catch (e) {
+        if (e instanceof StalledError) return { commit, invalid: e.message };
+        throw e;
+      }
     },
 
-    async ensureNetwork(a: Of<'ensureNetwork'>): Promise<void> {
-      await containers.ensureNetwork(docker, cluster, a.project, a.network);
+    async ensureNetwork(a: ActionOf<'ensureNetwork'>): Promise<void> {
+      await containers.ensureNetwork(hosts.get(a.host).docker, cluster, a.project, a.network);
     },
 
     /** A rollout's consecutive startReplica, waitHealthy and writeRoute actions, in order, in one activity (see workflows.ts). */
@@ -149,41 +172,62 @@ export function createActivities(deps: ActivityDeps) {
       const known = new Map<string, string>();
       try {
         for (const a of input.actions) {
-          if (a.type === 'startReplica') known.set(a.container, (await startReplica({ action: a, commit: input.commit })).ip);
+          if (a.type === 'startReplica') known.set(at(a.host, a.container), (await startReplica({ action: a, commit: input.commit })).ip);
           else if (a.type === 'waitHealthy') await waitHealthy(a, known);
           else if (a.type === 'writeRoute') await writeRoute(a, known);
           else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
         }
       } finally {
         // The starts took their networks' spare holders: new ones, now that they no longer compete with the rollout.
-        for (const a of input.actions) if (a.type === 'startReplica') containers.keepSpare(docker, cluster, a.app.project, a.network);
+        for (const a of input.actions) if (a.type === 'startReplica') containers.keepSpare(hosts.get(a.host), cluster, a.app.project, a.network);
       }
     },
 
-    async removeContainer(a: Of<'removeContainer'>): Promise<void> {
-      await containers.removeReplica(docker, a.id, a.name);
+    /** Starts a database's server on its volume (made on first use), fences it in, and waits until it answers. */
+    async startDatabase(input: { action: ActionOf<'startDatabase'>; commit: string }): Promise<{ note: string }> {
+      const { action: a, commit } = input;
+      const host = hosts.get(a.host);
+      const creds = await credentialsAt(commit, a.db.project, a.db.name);
+      const started = await databases.startDatabase(host, {
+        cluster, commit, db: a.db, container: a.container, volume: a.volume, credentials: creds,
+        onProgress: (p) => heartbeat(p),
+        // Right after the start, before the engine listens: only bound apps may reach it.
+        fence: () => ensureEgressOn(a.host, a.egress),
+      });
+      log.info('database ready', { database: keyOf(a.db), host: a.host, container: a.container, ms: started.ms });
+      return { note: started.note };
     },
 
-    async removeRoute(a: Of<'removeRoute'>): Promise<void> {
-      await removeRouteFile(edge, a.file, routerOfFile(a.file), () => heartbeat());
+    async waitDatabase(input: { action: ActionOf<'waitDatabase'>; commit: string }): Promise<void> {
+      const { action: a, commit } = input;
+      const host = hosts.get(a.host);
+      await databases.waitDatabaseReady(host, a.db, a.container, await credentialsAt(commit, a.db.project, a.db.name), () => heartbeat());
     },
 
-    async removeNetwork(a: Of<'removeNetwork'>): Promise<void> {
-      await containers.removeNetworkHolders(docker, cluster, a.network);
-      await containers.removeNetwork(docker, a.network);
+    async removeContainer(a: ActionOf<'removeContainer'>): Promise<void> {
+      await containers.removeReplica(hosts.get(a.host).docker, a.id, a.name);
     },
 
-    async ensureEgress(a: Of<'ensureEgress'>): Promise<void> {
-      const { resolved, problems } = await egress.resolveEgress(docker, a.policy);
-      for (const p of problems) log.warn('egress entry skipped', { problem: p });
-      const done = await egress.applyEgress(resolved);
-      if (done.hooked.length || done.dropped.length) log.info('egress rules restored', { hooked: done.hooked, dropped: done.dropped });
+    async removeRoute(a: ActionOf<'removeRoute'>): Promise<void> {
+      const edge = hosts.edge(a.host);
+      if (edge) await removeRouteFile(hosts.get(a.host), edge, a.file, routerOfFile(a.file), () => heartbeat());
     },
 
-    async removeEgress(a: Of<'removeEgress'>): Promise<void> {
+    async removeNetwork(a: ActionOf<'removeNetwork'>): Promise<void> {
+      const host = hosts.get(a.host);
+      await containers.removeNetworkHolders(host, cluster, a.network);
+      await containers.removeNetwork(host.docker, a.network);
+    },
+
+    async ensureEgress(a: ActionOf<'ensureEgress'>): Promise<void> {
+      await ensureEgressOn(a.host, a.policy);
+    },
+
+    async removeEgress(a: ActionOf<'removeEgress'>): Promise<void> {
+      const host = hosts.get(a.host);
       // Only once the project's network is gone: its containers stay fenced until then.
-      if (await egress.bridgeOf(docker, `mlink-${cluster}-${a.project}`)) return;
-      await egress.removeProjectEgress(cluster, a.project);
+      if (await egress.bridgeOf(host.docker, networkName(cluster, a.project))) return;
+      await egress.removeProjectEgress(host, cluster, a.project);
     },
 
     async recordStatus(record: StatusRecord): Promise<void> {

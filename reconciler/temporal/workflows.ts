@@ -10,7 +10,8 @@ import {
   proxyLocalActivities, setHandler, sleep, workflowInfo,
 } from '@temporalio/workflow';
 import { NON_RETRYABLE } from '../errors.js';
-import type { Action, ResourcePlan } from '../plan/plan.js';
+import { keyFields, keyOf } from '../model.js';
+import type { Action, Plan, ResourcePlan } from '../plan/plan.js';
 import type { ResourceStatus, StatusRecord } from '../status/record.js';
 import type { Activities, PassPlan } from './activities.js';
 
@@ -36,6 +37,8 @@ const rollouts = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes'
 const ROLLOUT = new Set<Action['type']>(['startReplica', 'waitHealthy', 'writeRoute']);
 // Builds heartbeat their progress; a step that fails on its input (BuildFailed) is not retried.
 const builds = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds', retry: { ...retry, maximumAttempts: 3 } });
+// A database's start builds its engine image the first time on a host (about a minute) and waits for the engine.
+const databases = proxyActivities<Activities>({ startToCloseTimeout: '20 minutes', heartbeatTimeout: '30 seconds', retry: { ...retry, maximumAttempts: 5 } });
 
 async function run(action: Action, commit: string, notes: string[] = []): Promise<void> {
   switch (action.type) {
@@ -48,6 +51,8 @@ async function run(action: Action, commit: string, notes: string[] = []): Promis
     case 'removeNetwork': return io.removeNetwork(action);
     case 'ensureEgress': return local.ensureEgress(action);
     case 'removeEgress': return io.removeEgress(action);
+    case 'startDatabase': notes.push((await databases.startDatabase({ action, commit })).note); return;
+    case 'waitDatabase': return databases.waitDatabase({ action, commit });
   }
 }
 
@@ -59,7 +64,7 @@ async function run(action: Action, commit: string, notes: string[] = []): Promis
  * old version drains is not held up by it.
  */
 export async function applyResourceWorkflow(input: { resource: ResourcePlan; commit: string }): Promise<{ notes: string[]; retire: Action[] }> {
-  const started: string[] = [];
+  const started: Array<{ host: string; name: string }> = [];
   const routed = { done: false };
   const notes: string[] = [];
   const actions = input.resource.actions;
@@ -72,7 +77,7 @@ export async function applyResourceWorkflow(input: { resource: ResourcePlan; com
         while (end < actions.length && ROLLOUT.has(actions[end]!.type)) end++;
         const batch = actions.slice(i, end);
         // Named before they start: a rollback removes whatever of them the activity got to start.
-        for (const a of batch) if (a.type === 'startReplica') started.push(a.container);
+        for (const a of batch) if (a.type === 'startReplica') started.push({ host: a.host, name: a.container });
         await rollouts.rollOut({ actions: batch, commit: input.commit });
         if (batch.some((a) => a.type === 'writeRoute')) routed.done = true;
         i = end - 1;
@@ -83,7 +88,7 @@ export async function applyResourceWorkflow(input: { resource: ResourcePlan; com
     return { notes, retire: [] };
   } catch (err) {
     if (!routed.done) {
-      for (const name of started) await io.removeContainer({ type: 'removeContainer', id: name, name, reason: 'rollback: never served' });
+      for (const { host, name } of started) await io.removeContainer({ type: 'removeContainer', host, id: name, name, reason: 'rollback: never served' });
     }
     throw err;
   }
@@ -95,7 +100,7 @@ export async function applyResourceWorkflow(input: { resource: ResourcePlan; com
  * state) and claims back any its plan starts again (a quick revert): those are kept.
  */
 class Retirements {
-  /** Container name -> 'draining', or the removal in flight. */
+  /** `<host>/<container>` -> 'draining', or the removal in flight. */
   private readonly retiring = new Map<string, 'draining' | Promise<void>>();
   private readonly running: Promise<void>[] = [];
 
@@ -104,15 +109,16 @@ class Retirements {
   start(actions: Action[]): void {
     const removals = actions.filter((a): a is Extract<Action, { type: 'removeContainer' }> => a.type === 'removeContainer');
     const drain = actions.find((a): a is Extract<Action, { type: 'drain' }> => a.type === 'drain');
-    for (const a of removals) this.retiring.set(a.name, 'draining');
+    for (const a of removals) this.retiring.set(`${a.host}/${a.name}`, 'draining');
     this.running.push((async () => {
       if (drain) await sleep(drain.ms);
       for (const a of removals) {
-        if (this.retiring.get(a.name) !== 'draining') continue; // claimed by a later pass
+        const id = `${a.host}/${a.name}`;
+        if (this.retiring.get(id) !== 'draining') continue; // claimed by a later pass
         const removal = io.removeContainer(a);
-        this.retiring.set(a.name, removal);
+        this.retiring.set(id, removal);
         // A removal that keeps failing leaves the container to the next pass, which plans it as stale.
-        await removal.catch(() => undefined).finally(() => this.retiring.delete(a.name));
+        await removal.catch(() => undefined).finally(() => this.retiring.delete(id));
       }
     })());
   }
@@ -122,8 +128,9 @@ class Retirements {
     for (const r of resources) {
       for (const a of r.actions) {
         if (a.type !== 'startReplica') continue;
-        const state = this.retiring.get(a.container);
-        if (state === 'draining') this.retiring.delete(a.container);
+        const id = `${a.host}/${a.container}`;
+        const state = this.retiring.get(id);
+        if (state === 'draining') this.retiring.delete(id);
         else if (state) await state.catch(() => undefined);
       }
     }
@@ -164,6 +171,8 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
     const snap = await local.planPass({ drainMs: input.drainMs ?? 1000, retiring: retirements.names() });
     if (snap.commit) {
       const record = await pass(snap, trigger, state.passes, retirements);
+      // Something waits for a database that this pass got running: the next pass starts it, now.
+      if ('plan' in snap && snap.plan.waiting.length && record.resources.some((r) => r.kind === 'Database' && r.result === 'ok')) pending ??= { reason: 'a database its apps wait for is ready' };
       state.lastCommit = snap.commit;
       state.lastPhase = record.phase;
       state.lastError = record.phase === 'Applied' ? undefined : record.message;
@@ -190,11 +199,15 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
   await retirements.claim(p.resources);
   for (const a of p.prepare) await run(a, commit);
   const info = workflowInfo();
-  const resources: ResourceStatus[] = await Promise.all(p.resources.map(async (r): Promise<ResourceStatus> => {
-    const id = { kind: 'App' as const, project: r.project, name: r.name, change: r.change };
+  // Every resource starts at once, but waits for what it depends on (an app for its databases).
+  const outcomes = new Map<string, Promise<ResourceStatus>>();
+  const apply = async (r: ResourcePlan): Promise<ResourceStatus> => {
+    const id = { ...keyFields(r.key), change: r.change };
+    const waiting = await blockedBy(r, p, outcomes);
+    if (waiting) return { ...id, result: 'pending', phase: 'WaitingForDatabase', message: waiting };
     try {
       const out = await executeChild(applyResourceWorkflow, {
-        workflowId: `${info.workflowId}/${r.project}/${r.name}/${info.runId}/${seq}`,
+        workflowId: `${info.workflowId}/${r.key.kind}/${r.key.project}/${r.key.name}/${info.runId}/${seq}`,
         args: [{ resource: r, commit }],
         parentClosePolicy: ParentClosePolicy.TERMINATE,
       });
@@ -204,15 +217,22 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
       const { phase, message } = failureMessage(err);
       return { ...id, result: 'failed', phase, message };
     }
-  }));
+  };
+  for (const r of p.resources) outcomes.set(keyOf(r.key), Promise.resolve().then(() => apply(r)));
+  const resources: ResourceStatus[] = await Promise.all(outcomes.values());
   for (const a of p.cleanup) {
     try {
       await run(a, commit);
     } catch (err) {
-      resources.push({ kind: 'App', project: '-', name: a.type, change: 'remove', result: 'failed', phase: 'PruneFailed', message: failureMessage(err).message });
+      resources.push({ kind: 'Cluster', project: '-', name: a.type, change: 'remove', result: 'failed', phase: 'PruneFailed', message: failureMessage(err).message });
     }
   }
-  for (const s of snap.skipped) resources.push({ kind: 'App', project: s.project, name: s.name, change: 'skip', result: 'pending', phase: s.phase, message: s.reason });
+  for (const s of p.stalled) {
+    const [kind, id] = s.key.split(' ') as [ResourceStatus['kind'], string];
+    const [project, name] = id.split('/') as [string, string];
+    resources.push({ kind, project, name, change: 'skip', result: 'failed', phase: 'ValidationFailed', message: s.reason });
+  }
+  for (const s of snap.skipped) resources.push({ kind: s.kind, project: s.project, name: s.name, change: 'skip', result: 'pending', phase: s.phase, message: s.reason });
   const failed = resources.filter((r) => r.result === 'failed');
   return {
     ...base,
@@ -223,3 +243,18 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
   };
 }
 
+/** Why `r` cannot start yet (a database it needs is not ready), or undefined once all it needs is ready. */
+async function blockedBy(r: ResourcePlan, p: Plan, outcomes: Map<string, Promise<ResourceStatus>>): Promise<string | undefined> {
+  for (const dep of r.after) {
+    if (p.ready.includes(dep)) continue;
+    const running = outcomes.get(dep);
+    if (running) {
+      const s = await running;
+      if (s.result === 'ok') continue;
+      return `${dep} is not ready (${s.phase ?? s.result}: ${s.message}); this starts once it is`;
+    }
+    const stalled = p.stalled.find((x) => x.key === dep);
+    return stalled ? `${dep} cannot be applied: ${stalled.reason}` : `${dep} is not ready yet; this starts once it is`;
+  }
+  return undefined;
+}

@@ -15,7 +15,7 @@ import { ownedChains } from '../../reconciler/hosts/egress.js';
 import { LABEL, MANAGED_BY } from '../../reconciler/model.js';
 import { reconcileWorkflowId } from '../../reconciler/temporal/client.js';
 import { ensureWebImage } from '../support/images.js';
-import { cfg, eventually, removeTestContainers, removeTestNetworks, runId, testLabel, viaTraefik } from '../support/infra.js';
+import { cfg, eventually, host, removeTestContainers, removeTestNetworks, runId, testLabel, viaTraefik } from '../support/infra.js';
 import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
 
 const docker = new Docker();
@@ -57,7 +57,7 @@ beforeAll(async () => {
   const net = await docker.createNetwork({ Name: `mlink-${neighbour}-p`, Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: neighbour, [testLabel]: runId } });
   await docker.createContainer({ Image: cfg.images.busybox, Cmd: ['sleep', '600'], name: `mlink-${neighbour}-p-n`, Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: neighbour, [testLabel]: runId }, HostConfig: { NetworkMode: net.id } });
   await docker.createContainer({ Image: cfg.images.busybox, Cmd: ['sleep', '600'], Labels: { [LABEL.cluster]: cluster, [testLabel]: runId } });
-  writeFileSync(neighbourRoute, renderRoute({ cluster: neighbour, project: 'p', name: 'n', specHash: 'a'.repeat(64), router: `mlink-${neighbour}-p-n`, hosts: ['n.p.nb.localhost'], servers: ['http://192.0.2.1:80'] }));
+  writeFileSync(neighbourRoute, renderRoute({ cluster: neighbour, project: 'p', name: 'n', specHash: 'a'.repeat(64), router: `mlink-${neighbour}-p-n`, domains: ['n.p.nb.localhost'], servers: ['http://192.0.2.1:80'] }));
 }, 180_000);
 
 afterAll(async () => {
@@ -95,13 +95,13 @@ describe('mlink prune --cluster', () => {
   }, 60_000);
 
   it('removes the workflow, containers, route file, network and egress chains it left; nothing of anyone else', async () => {
-    expect((await ownedChains(cluster)).length).toBeGreaterThan(0);
+    expect((await ownedChains(host, cluster)).length).toBeGreaterThan(0);
     const r = await prune(['--force']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/removed 1 route file\(s\): mlink-prn\S+--default--gone\S+\.yaml/);
     expect(await mine()).toEqual({ containers: [], networks: [] });
-    expect(await ownedChains(cluster)).toEqual([]);
+    expect(await ownedChains(host, cluster)).toEqual([]);
     expect(await workflowStatus()).toBe('TERMINATED');
     await eventually('Traefik drops the route', async () => ((await viaTraefik(`gone${runId.slice(-6)}.default.localhost`)).status === 404 ? true : undefined), 10_000);
     // the neighbour whose names start the same, and the unlabelled container, are all still there

@@ -76,7 +76,7 @@ describe('mlink up, end to end', () => {
     // (test/unit/secret-scan.test.ts shows the scan finds a secret planted in an input).
     expect(await must('docker', ['exec', c!.Id, 'env'])).toContain(`API_TOKEN=${secret}`);
     const stored = await clusterHistories(cluster);
-    expect(stored.some((h) => h.workflowId.startsWith(`mlink-reconcile-${cluster}/default/web/`))).toBe(true); // the app's child workflow
+    expect(stored.some((h) => h.workflowId.startsWith(`mlink-reconcile-${cluster}/App/default/web/`))).toBe(true); // the app's child workflow
     expect(stored.some((h) => JSON.stringify(h.history).includes('"rollOut"'))).toBe(true); // the activity that starts the container
     // the scan sees decoded inputs: the plain env value beside the secret is found in them
     expect(stored.flatMap((h) => findSecret(h.history, marker)).length).toBeGreaterThan(0);
@@ -161,7 +161,7 @@ describe('mlink up, end to end', () => {
         const { live } = await call<{ live: { phase?: string; message?: string } }>(agent, 'get_app', { name: 'sick' });
         return live.phase === 'HealthCheckFailed' ? live : undefined;
       }, 30_000);
-      expect(failed.message).toMatch(/last error \(HealthCheckFailed\): mlink-\S+-default-sick-\S+: container exited before http:\/\/[\d.]+:8080\/ answered/);
+      expect(failed.message).toMatch(/last error \(HealthCheckFailed\): mlink-\S+-default-sick-\S+ on local: container exited before http:\/\/[\d.]+:8080\/ answered/);
       // Drift passes try the new version again and again; through all of it the old one
       // serves, and never more than one try is alive beside it (each is removed when it fails).
       for (let i = 0; i < 30; i++) {

@@ -37,7 +37,7 @@ const cases: Array<[string, string, Record<string, unknown>, RegExp]> = [
   ['a stale expected_revision', 'update_app', { name: 'web', port: 81, expected_revision: '0'.repeat(40) }, /conflict: apps\/default\/web\.yaml changed since revision 0{40}/],
   ['an update of a missing app', 'update_app', { name: 'nope', port: 81 }, /not_found: app default\/nope does not exist; create it with create_app/],
   ['a delete of a missing database', 'delete_database', { name: 'nope' }, /not_found: database default\/nope does not exist/],
-  ['a bad engine', 'create_database', { name: 'db', engine: 'oracle' }, /expected one of "postgres"\|"mysql"\|"redis" at engine/],
+  ['a bad engine', 'create_database', { name: 'db', engine: 'oracle' }, /expected one of "postgres"\|"mysql"\|"mariadb"\|"redis" at engine/],
   ['a revert of an unknown commit', 'revert', { commit: 'deadbeef' }, /not_found: commit deadbeef does not exist/],
   ['a revert of a non-id', 'revert', { commit: 'HEAD~1' }, /must be a commit id/],
   ['a proposal that does not exist', 'create_app', { ...ok, name: 'x', proposal: 'claude-nope' }, /not_found: proposal claude-nope does not exist/],

@@ -27,19 +27,19 @@ const range = (s: Schema | undefined): [number | undefined, number | undefined] 
 };
 const sub = (s: Schema): Record<string, Schema> => (s.anyOf?.find((a) => a.type !== 'null') ?? s).properties!;
 
-const WRITES = new Set(['create_app', 'update_app', 'delete_app', 'create_database', 'delete_database', 'revert', 'sync']);
+const WRITES = new Set(['create_app', 'update_app', 'delete_app', 'create_database', 'update_database', 'delete_database', 'revert', 'sync']);
 const DESTRUCTIVE = new Set(['update_app', 'delete_app', 'delete_database', 'revert']);
 
 describe('tools/list', () => {
   it('gives every tool a title and all five annotations, matching what it does', () => {
-    expect(tools).toHaveLength(16);
+    expect(tools).toHaveLength(17);
     for (const tool of tools) {
       expect(tool.title, tool.name).toMatch(/^[A-Z]/);
       expect(tool.annotations, tool.name).toEqual({
         title: tool.title,
         readOnlyHint: !WRITES.has(tool.name),
         destructiveHint: DESTRUCTIVE.has(tool.name),
-        idempotentHint: !WRITES.has(tool.name) || tool.name === 'sync',
+        idempotentHint: !WRITES.has(tool.name) || tool.name === 'sync' || tool.name === 'update_database',
         // only tools that fetch from outside ml.ink (source.git, image references)
         openWorldHint: tool.name === 'create_app' || tool.name === 'update_app',
       });
@@ -60,9 +60,12 @@ describe('tools/list', () => {
       const idle = app.scaleToZero!.properties!.idleTimeoutSeconds!;
       expect(range(sub(p.scale_to_zero!).idle_timeout_seconds)).toEqual([idle.minimum, idle.maximum]);
     }
-    const d = input('create_database');
-    expect(range(d.storage_gb)).toEqual([db.storageGb!.minimum, db.storageGb!.maximum]);
-    expect(range(sub(d.backups!).keep)).toEqual([db.backups!.properties!.keep!.minimum, db.backups!.properties!.keep!.maximum]);
+    for (const tool of ['create_database', 'update_database']) {
+      const d = input(tool);
+      expect(range(sub(d.backups!).keep), `${tool} keep`).toEqual([db.backups!.properties!.keep!.minimum, db.backups!.properties!.keep!.maximum]);
+      const r = sub(d.resources!);
+      expect([range(r.cpu), range(r.memory_mb), range(r.pids)]).toEqual([[res.cpu!.minimum, res.cpu!.maximum], [res.memoryMb!.minimum, res.memoryMb!.maximum], [res.pids!.minimum, res.pids!.maximum]]);
+    }
   });
 
   it('leaves no number in any input unbounded', () => {

@@ -11,11 +11,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderRoute } from '../../reconciler/edge/route.js';
 import { holderName, keepSpare, removeReplica, startReplica, sweepHolders, type ReplicaRequest } from '../../reconciler/hosts/containers.js';
 import { replicaMac } from '../../reconciler/hosts/egress-rules.js';
-import { LABEL, routeFileName, type DesiredApp } from '../../reconciler/model.js';
+import { routeFileName } from '../../reconciler/layout.js';
+import { LABEL, type DesiredApp } from '../../reconciler/model.js';
 import { watchReplicaExits, type Stoppable } from '../../reconciler/triggers.js';
 import { must } from '../../infra/proc.js';
 import { ensureWebImage } from '../support/images.js';
-import { docker, eventually, runId } from '../support/infra.js';
+import { docker, eventually, host, runId } from '../support/infra.js';
 
 const cluster = `rx${runId}`.slice(0, 20);
 const network = `mlink-${cluster}-p`;
@@ -25,15 +26,15 @@ let watcher: Stoppable | undefined;
 let image = '';
 
 const app = (specHash: string): DesiredApp => ({
-  project: 'p', name: 'web', specHash: specHash.padEnd(40, '0'), image, port: 8080, env: { GREETING: specHash }, secretEnv: [],
-  resources: { cpu: 0.5, memoryMb: 64, pids: 64 }, replicas: 1, runtime: 'runsc', hosts: ['web.p.localhost'], egress: [], readOnlyRoot: true,
-  health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 50 },
+  kind: 'App', project: 'p', name: 'web', specHash: specHash.padEnd(40, '0'), image, port: 8080, env: { GREETING: specHash }, secretEnv: [],
+  resources: { cpu: 0.5, memoryMb: 64, pids: 64 }, replicas: 1, runtime: 'runsc', domains: ['web.p.localhost'], egress: [], readOnlyRoot: true,
+  health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 50 }, databases: [], placement: ['local'],
 });
 const request = (a: DesiredApp): ReplicaRequest => ({ cluster, commit: 'c0', app: a, replica: 0, container: `mlink-${cluster}-p-web-${a.specHash.slice(0, 10)}-0`, network, secrets: {} });
 
 /** The route file that says `a` serves, as the reconciler writes it. */
 function serving(a: DesiredApp, ip: string): void {
-  writeFileSync(join(routes, routeFileName(cluster, a)), renderRoute({ cluster, project: 'p', name: 'web', specHash: a.specHash, router: 'r', hosts: a.hosts, servers: [`http://${ip}:8080`] }));
+  writeFileSync(join(routes, routeFileName(cluster, a)), renderRoute({ cluster, project: 'p', name: 'web', specHash: a.specHash, router: 'r', domains: a.domains, servers: [`http://${ip}:8080`] }));
 }
 
 async function answers(ip: string): Promise<string | undefined> {
@@ -44,7 +45,7 @@ async function answers(ip: string): Promise<string | undefined> {
 beforeAll(async () => {
   image = await ensureWebImage();
   await docker.createNetwork({ Name: network, Labels: { [LABEL.cluster]: cluster } });
-  watcher = watchReplicaExits(docker, cluster, routes, (why) => exits.push(why));
+  watcher = watchReplicaExits(host, { routesDir: routes, api: '' }, cluster, (why) => exits.push(why));
 }, 120_000);
 
 afterAll(async () => {
@@ -57,13 +58,13 @@ afterAll(async () => {
 
 describe('a replica on its network holder', () => {
   it("starts on the network's spare, renamed after it, with its own MAC, and answers on the holder's address", async () => {
-    keepSpare(docker, cluster, 'p', network);
+    keepSpare(host, cluster, 'p', network);
     const made = await eventually('two spare holders', async () => {
       const list = await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=AppNet`] } });
       return list.length === 2 ? list.map((c) => c.Id) : undefined;
     });
     const a = app('aaaa');
-    const s = await startReplica(docker, request(a));
+    const s = await startReplica(host, request(a));
     expect(s.ms).toMatchObject({ spare: true });
     const holder = await docker.getContainer(holderName(s.name)).inspect();
     expect(made).toContain(holder.Id);
@@ -76,13 +77,13 @@ describe('a replica on its network holder', () => {
 
   it('asks for a pass when a serving replica exits; started again on a new holder, it answers again', async () => {
     const a = app('aaaa');
-    const s = await startReplica(docker, request(a));
+    const s = await startReplica(host, request(a));
     serving(a, s.ip);
     exits.length = 0;
     await docker.getContainer(s.id).kill();
-    expect(await eventually('a pass asked for', async () => exits[0], 5000)).toBe('a replica of p/web exited');
+    expect(await eventually('a pass asked for', async () => exits[0], 5000)).toBe('a replica of p/web on local exited');
     expect(await answers(s.ip)).toBeUndefined();
-    const again = await startReplica(docker, request(a));
+    const again = await startReplica(host, request(a));
     expect(again.id).not.toBe(s.id);
     expect(await eventually('the replica answers again', () => answers(again.ip), 10_000)).toMatch(/^aaaa from /);
     // Exiting again soon after: asked later, as Docker's restart policy would back off.
@@ -90,14 +91,14 @@ describe('a replica on its network holder', () => {
     exits.length = 0;
     const killed = Date.now();
     await docker.getContainer(again.id).kill();
-    expect(await eventually('a pass asked for again', async () => exits[0], 5000)).toBe('a replica of p/web exited (again: asked 1 s later)');
+    expect(await eventually('a pass asked for again', async () => exits[0], 5000)).toBe('a replica of p/web on local exited (again: asked 1 s later)');
     expect(Date.now() - killed).toBeGreaterThanOrEqual(1000);
   }, 60_000);
 
   it('asks for nothing when a replica is removed on purpose, or one that never served exits', async () => {
     const a = app('aaaa');
     const b = app('bbbb');
-    const sb = await startReplica(docker, request(b));
+    const sb = await startReplica(host, request(b));
     exits.length = 0;
     await docker.getContainer(sb.id).kill(); // b never served: the route is a's
     await removeReplica(docker, request(a).container, request(a).container);
@@ -105,7 +106,7 @@ describe('a replica on its network holder', () => {
     expect(exits).toEqual([]);
     // b's replica removed by hand leaves its holder behind; the sweep takes it, and only it (not the spare).
     await docker.getContainer(sb.id).remove({ force: true });
-    expect(await sweepHolders(docker, cluster, 0)).toEqual([holderName(sb.name)]);
+    expect(await sweepHolders(host, cluster, 0)).toEqual([holderName(sb.name)]);
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=AppNet`] } });
     expect(left.map((c) => c.Names[0]!.slice(1)).filter((n) => !n.includes('-spare-'))).toEqual([]);
   }, 60_000);

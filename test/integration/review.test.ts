@@ -30,9 +30,9 @@ describe('review mode', () => {
     structured(await call(agent, 'create_database', { name: 'db', engine: 'postgres', proposal: w.proposal }));
     expect(text(await call(agent, 'get_app', { name: 'web' }))).toContain('not_found');
     const listed = structured<{ proposals: Array<{ id: string; files: Array<{ path: string }>; commits: unknown[] }> }>(await call(agent, 'list_proposals', {}));
-    expect(listed.proposals.map((p) => [p.id, p.files.map((f) => f.path).sort(), p.commits.length])).toEqual([[w.proposal, ['apps/default/web.yaml', 'databases/default/db.yaml'], 2]]);
+    expect(listed.proposals.map((p) => [p.id, p.files.map((f) => f.path).sort(), p.commits.length])).toEqual([[w.proposal, ['apps/default/web.yaml', 'databases/default/db.yaml', 'secrets/default/db.db/credentials.age'], 2]]);
 
-    expect(review('list')).toContain(`${w.proposal}\tintern\t2 files`);
+    expect(review('list')).toContain(`${w.proposal}\tintern\t3 files`);
     const shown = review('show', w.proposal);
     expect(shown).toContain('added    apps/default/web.yaml');
     expect(shown).toContain('| kind: App');

@@ -17,7 +17,7 @@ import { holderName } from '../../reconciler/hosts/containers.js';
 import { ownedChains, removeClusterEgress } from '../../reconciler/hosts/egress.js';
 import { LABEL } from '../../reconciler/model.js';
 import { ensureWebImage } from '../support/images.js';
-import { cfg, docker, eventually, removeTestContainers, removeTestNetworks, runId, testLabel } from '../support/infra.js';
+import { cfg, docker, eventually, host, removeTestContainers, removeTestNetworks, runId, testLabel } from '../support/infra.js';
 import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, type Up } from '../support/mlink-up.js';
 import { fakeHost, probe, relay, sh, type FakeHost } from '../support/zero-trust.js';
 
@@ -41,7 +41,7 @@ async function appContainer(project: string, name: string): Promise<{ id: string
 }
 
 async function rulesInPlace(): Promise<boolean> {
-  const owned = await ownedChains(cluster);
+  const owned = await ownedChains(host, cluster);
   const hooked = (await sh('iptables', ['-w', '-C', 'DOCKER-USER', '-j', chains(cluster).forward])).code === 0
     && (await sh('iptables', ['-w', '-C', 'INPUT', '-j', chains(cluster).input])).code === 0;
   return hooked && ['alpha', 'beta'].every((p) => owned.includes(chains(cluster).project(p)));
@@ -136,7 +136,7 @@ describe('egress and isolation, probed from inside an app', () => {
   it('reaches every target with the protection off (the control plane down, rules flushed, one shared network)', async () => {
     await stopUp(up!);
     up = undefined;
-    await removeClusterEgress(cluster);
+    await removeClusterEgress(host, cluster);
     // Without one network per project, the prober would share a network with the others:
     // its twin (same image, same runtime, on the prober's network) joins the others too.
     // It joins before it starts: gVisor's network stack takes the interfaces a sandbox
@@ -182,7 +182,7 @@ describe('egress and isolation, probed from inside an app', () => {
   it('puts flushed rules back within one drift interval (a reboot-like reset)', async () => {
     await eventually('a pass has finished', async () => ((await rulesInPlace()) ? true : undefined));
     await new Promise((r) => setTimeout(r, 1500)); // let the start-up pass settle, so the drift timer is what heals
-    await removeClusterEgress(cluster);
+    await removeClusterEgress(host, cluster);
     const t0 = Date.now();
     // healed means the chains and hooks are back and a probe is blocked again (a pass that
     // was already under way when the rules were flushed may restore them only partly; the

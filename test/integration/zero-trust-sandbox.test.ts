@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startReplica } from '../../reconciler/hosts/containers.js';
 import { LABEL, type DesiredApp } from '../../reconciler/model.js';
 import { ensureWebImage } from '../support/images.js';
-import { cfg, docker, removeTestContainers, removeTestNetworks, runId, testLabel } from '../support/infra.js';
+import { cfg, docker, host, removeTestContainers, removeTestNetworks, runId, testLabel } from '../support/infra.js';
 import { sh } from '../support/zero-trust.js';
 
 const cluster = `zs${runId}`.slice(0, 20);
@@ -17,21 +17,21 @@ const network = `mlink-${cluster}-sandbox`;
 let image = '';
 
 const app = (name: string, over: Partial<DesiredApp> = {}): DesiredApp => ({
-  project: 'sandbox', name, specHash: `${name}${'0'.repeat(40)}`, image, port: 8080, env: {}, secretEnv: [],
-  resources: { cpu: 0.5, memoryMb: 64, pids: 128 }, replicas: 1, runtime: 'runsc', hosts: [], egress: [], readOnlyRoot: true,
-  health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 50 }, ...over,
+  kind: 'App', project: 'sandbox', name, specHash: `${name}${'0'.repeat(40)}`, image, port: 8080, env: {}, secretEnv: [],
+  resources: { cpu: 0.5, memoryMb: 64, pids: 128 }, replicas: 1, runtime: 'runsc', domains: [], egress: [], readOnlyRoot: true,
+  health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 50 }, databases: [], placement: ['local'], ...over,
 });
 
 async function sandboxed(name: string, over: Partial<DesiredApp> = {}): Promise<{ id: string; ip: string }> {
-  const s = await startReplica(docker, { cluster, commit: 'c0', app: app(name, over), replica: 0, container: `mlink-${cluster}-${name}`, network, secrets: {} });
+  const s = await startReplica(host, { cluster, commit: 'c0', app: app(name, over), replica: 0, container: `mlink-${cluster}-${name}`, network, secrets: {} });
   return { id: s.id, ip: s.ip };
 }
 
 /** An unprotected container: runc, and whatever extra the check needs to be able to succeed. */
-async function unprotected(name: string, host: Record<string, unknown>): Promise<string> {
+async function unprotected(name: string, extra: Record<string, unknown>): Promise<string> {
   const c = await docker.createContainer({
     name: `zt-${runId}-${name}`, Image: cfg.images.busybox, Cmd: ['sleep', '300'], Labels: { [testLabel]: runId },
-    HostConfig: { Runtime: 'runc', NetworkMode: network, ...host },
+    HostConfig: { Runtime: 'runc', NetworkMode: network, ...extra },
   });
   await c.start();
   return c.id;

@@ -5,9 +5,12 @@ import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { infraConfig } from '../../infra/config.js';
+import { LocalHost } from '../../reconciler/hosts/host.js';
 
 export const cfg = infraConfig();
 export const docker = new Docker();
+/** This machine through the host seam, as the reconciler sees it in the embedded default. */
+export const host = new LocalHost('local', docker);
 export const runId = `t${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
 export const testLabel = 'ink.ml.test';
 

@@ -4,13 +4,12 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { spawn, type ChildProcess } from 'node:child_process';
-import Docker from 'dockerode';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pruneCluster } from '../../reconciler/prune.js';
 import { temporalAddress } from '../../infra/config.js';
-import { cfg } from './infra.js';
+import { cfg, host } from './infra.js';
 
 export interface Up {
   home: string;
@@ -62,7 +61,7 @@ export async function stopUp(up: Up, signal: NodeJS.Signals = 'SIGINT'): Promise
  */
 export async function removeCluster(cluster: string): Promise<void> {
   const r = await pruneCluster({
-    cluster, docker: new Docker(), routesDir: cfg.traefik.routesDir,
+    cluster, host, routesDir: cfg.traefik.routesDir,
     temporal: { address: temporalAddress(cfg), namespace: cfg.temporal.namespace },
     force: true, // the test stopped its mlink up; its worker may still show as a recent poller
   });

@@ -2,7 +2,7 @@
 // the diff derives and the plan's ensureEgress/removeEgress actions; the container
 // request's zero-trust defaults.
 import { describe, expect, it } from 'vitest';
-import { diff, egressPolicy } from '../../reconciler/diff/diff.js';
+import { diff, egressPolicies } from '../../reconciler/diff/diff.js';
 import { createOptions, holderName, holderOptions } from '../../reconciler/hosts/containers.js';
 import { chains, parseDestination, renderEgress, replicaMac, within, type ResolvedEgress } from '../../reconciler/hosts/egress-rules.js';
 import type { DesiredApp, DesiredState, LiveState } from '../../reconciler/model.js';
@@ -10,9 +10,10 @@ import { plan } from '../../reconciler/plan/plan.js';
 import { parseDenyList } from '../../reconciler/source/egress.js';
 
 const app = (over: Partial<DesiredApp> = {}): DesiredApp => ({
-  project: 'shop', name: 'web', specHash: 'a'.repeat(64), image: 'img', port: 8080, env: {}, secretEnv: [],
-  resources: { cpu: 0.5, memoryMb: 256, pids: 256 }, replicas: 2, runtime: 'runsc', hosts: ['web.shop.localhost'],
-  health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 5 }, egress: ['198.51.100.20:8080', '10.9.0.0/16'], readOnlyRoot: true, ...over,
+  kind: 'App', project: 'shop', name: 'web', specHash: 'a'.repeat(64), image: 'img', port: 8080, env: {}, secretEnv: [],
+  resources: { cpu: 0.5, memoryMb: 256, pids: 256 }, replicas: 2, runtime: 'runsc', domains: ['web.shop.localhost'],
+  health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 5 }, egress: ['198.51.100.20:8080', '10.9.0.0/16'], readOnlyRoot: true,
+  databases: [], placement: ['local', 'local'], ...over,
 });
 
 const resolved = (over: Partial<ResolvedEgress> = {}): ResolvedEgress => ({
@@ -89,27 +90,30 @@ describe('renderEgress', () => {
 });
 
 describe('policy and plan', () => {
-  const desired: DesiredState = { cluster: 'local', commit: 'c1', baseDomain: 'localhost', apps: [app()], egress: { deny: ['198.51.100.30'], control: ['203.0.113.7'] } };
-  const live: LiveState = { containers: [], routes: [], networks: [{ id: 'n1', name: 'mlink-local-old', project: 'old' }] };
+  const desired: DesiredState = { cluster: 'local', commit: 'c1', baseDomain: 'localhost', resources: [app()], held: [], egress: { deny: ['198.51.100.30'], control: ['203.0.113.7'] } };
+  const live: LiveState = { containers: [], routes: [], networks: [{ id: 'n1', name: 'mlink-local-old', project: 'old', host: 'local' }], volumes: [] };
 
-  it('covers desired projects with their apps and live-only networks with none', () => {
-    expect(egressPolicy(desired, live)).toEqual({
-      cluster: 'local',
-      projects: [
-        { project: 'old', network: 'mlink-local-old', apps: [] },
-        { project: 'shop', network: 'mlink-local-shop', apps: [{ name: 'web', specHash: 'a'.repeat(64), replicas: 2, allow: ['198.51.100.20:8080', '10.9.0.0/16'] }] },
-      ],
-      deny: ['198.51.100.30'],
-      control: ['203.0.113.7'],
-    });
+  it('covers desired projects with their apps and live-only networks with none, per host', () => {
+    expect(egressPolicies(desired, live)).toEqual([{
+      host: 'local',
+      policy: {
+        cluster: 'local',
+        projects: [
+          { project: 'old', network: 'mlink-local-old', apps: [], databases: [] },
+          { project: 'shop', network: 'mlink-local-shop', apps: [{ name: 'web', specHash: 'a'.repeat(64), replicas: 2, allow: ['198.51.100.20:8080', '10.9.0.0/16'] }], databases: [] },
+        ],
+        deny: ['198.51.100.30'],
+        control: ['203.0.113.7'],
+      },
+    }]);
   });
 
   it('reapplies egress in prepare on every pass, even when nothing changed, and removes it after the network', () => {
     const p = plan(diff(desired, live), { cluster: 'local', commit: 'c1' });
     expect(p.prepare.map((a) => a.type)).toEqual(['ensureNetwork', 'ensureEgress']);
     expect(p.cleanup).toEqual([
-      { type: 'removeNetwork', network: 'mlink-local-old', reason: 'project old has no apps left' },
-      { type: 'removeEgress', project: 'old', reason: 'project old is gone' },
+      { type: 'removeNetwork', host: 'local', network: 'mlink-local-old', reason: 'project old has nothing left on local' },
+      { type: 'removeEgress', host: 'local', project: 'old', reason: 'project old is gone from local' },
     ]);
   });
 });

@@ -4,7 +4,8 @@ import { describe, expect, it } from 'vitest';
 import type { App, ClusterConfig } from '../../schemas/index.js';
 import { readRoute, renderRoute } from '../../reconciler/edge/route.js';
 import { StalledError } from '../../reconciler/errors.js';
-import { compileApp, expired } from '../../reconciler/source/desired.js';
+import { compileApp, type AppInputs } from '../../reconciler/source/app.js';
+import { expired } from '../../reconciler/source/desired.js';
 import { parseNote, renderNote, type StatusRecord } from '../../reconciler/status/record.js';
 import { driftSchedule } from '../../reconciler/triggers.js';
 
@@ -20,38 +21,40 @@ const app = (spec: Partial<App['spec']> = {}, project = 'default'): App => ({
   apiVersion: 'mlink.ink/v1', kind: 'App', metadata: { name: 'web', project }, spec: { source: { image: 'img:1' }, port: 8080, ...spec },
 });
 
+const none = (secretOids: Record<string, string> = {}): AppInputs => ({ cluster, secretOids, databases: new Map(), credentialOids: new Map() });
+
 describe('compileApp', () => {
   it('fills in cluster defaults and the default host name', () => {
-    const a = compileApp(app({ resources: { memoryMb: 128 } }), cluster, {});
-    expect(a).toMatchObject({ runtime: 'runsc', replicas: 2, resources: { cpu: 1, memoryMb: 128, pids: 200 }, hosts: ['web.default.apps.internal'] });
+    const a = compileApp(app({ resources: { memoryMb: 128 } }), none());
+    expect(a).toMatchObject({ runtime: 'runsc', replicas: 2, resources: { cpu: 1, memoryMb: 128, pids: 200 }, domains: ['web.default.apps.internal'] });
   });
 
   it('runs a project under runc only when the cluster config allows it', () => {
-    expect(compileApp(app({}, 'legacy'), cluster, {}).runtime).toBe('runc');
-    expect(compileApp(app({}, 'other'), cluster, {}).runtime).toBe('runsc');
+    expect(compileApp(app({}, 'legacy'), none()).runtime).toBe('runc');
+    expect(compileApp(app({}, 'other'), none()).runtime).toBe('runsc');
   });
 
   it('changes the spec hash for what changes a container, not for replicas or routes', () => {
-    const base = compileApp(app(), cluster, {}).specHash;
-    expect(compileApp(app({ env: { A: '1' } }), cluster, {}).specHash).not.toBe(base);
-    expect(compileApp(app({ source: { image: 'img:2' } }), cluster, {}).specHash).not.toBe(base);
-    expect(compileApp(app({ replicas: 5, domains: ['x.example.test'] }), cluster, {}).specHash).toBe(base);
+    const base = compileApp(app(), none()).specHash;
+    expect(compileApp(app({ env: { A: '1' } }), none()).specHash).not.toBe(base);
+    expect(compileApp(app({ source: { image: 'img:2' } }), none()).specHash).not.toBe(base);
+    expect(compileApp(app({ replicas: 5, domains: ['x.example.test'] }), none()).specHash).toBe(base);
   });
 
   it('changes the spec hash when a secret value changes (by its blob id), never holding the value', () => {
-    const one = compileApp(app({ secretEnv: ['TOKEN'] }), cluster, { TOKEN: '1'.repeat(40) });
-    const two = compileApp(app({ secretEnv: ['TOKEN'] }), cluster, { TOKEN: '2'.repeat(40) });
+    const one = compileApp(app({ secretEnv: ['TOKEN'] }), none({ TOKEN: '1'.repeat(40) }));
+    const two = compileApp(app({ secretEnv: ['TOKEN'] }), none({ TOKEN: '2'.repeat(40) }));
     expect(one.specHash).not.toBe(two.specHash);
     expect(one.secretEnv).toEqual(['TOKEN']);
   });
 
   it('polls health quickly for at least 30 s, longer when the manifest asks', () => {
-    expect(compileApp(app(), cluster, {}).health).toEqual({ path: '/', intervalMs: 200, timeoutMs: 2000, retries: 150 });
-    expect(compileApp(app({ healthCheck: { path: '/healthz', intervalSeconds: 10, retries: 6 } }), cluster, {}).health).toMatchObject({ path: '/healthz', retries: 300 });
+    expect(compileApp(app(), none()).health).toEqual({ path: '/', intervalMs: 200, timeoutMs: 2000, retries: 150 });
+    expect(compileApp(app({ healthCheck: { path: '/healthz', intervalSeconds: 10, retries: 6 } }), none()).health).toMatchObject({ path: '/healthz', retries: 300 });
   });
 
   it('stalls an app built from source with a BuildFailed reason', () => {
-    expect(() => compileApp(app({ source: { git: { url: 'https://git.example.test/x.git', ref: 'main' } } }), cluster, {})).toThrow(StalledError);
+    expect(() => compileApp(app({ source: { git: { url: 'https://git.example.test/x.git', ref: 'main' } } }), none())).toThrow(StalledError);
   });
 });
 
@@ -65,17 +68,17 @@ describe('ephemeral apps', () => {
 });
 
 describe('route files', () => {
-  const spec = { cluster: 'c1', project: 'default', name: 'web', specHash: 'a'.repeat(64), router: 'mlink-c1-default-web', hosts: ['a.test', 'b.test'], servers: ['http://172.18.0.2:8080', 'http://172.18.0.3:8080'] };
+  const spec = { cluster: 'c1', project: 'default', name: 'web', specHash: 'a'.repeat(64), router: 'mlink-c1-default-web', domains: ['a.test', 'b.test'], servers: ['http://172.18.0.2:8080', 'http://172.18.0.3:8080'] };
 
   it('reads back what it writes', () => {
     const text = renderRoute(spec);
     expect(text).toContain('rule: "Host(`a.test`) || Host(`b.test`)"');
-    expect(readRoute('f.yaml', text, 'c1')).toEqual({ file: 'f.yaml', project: 'default', app: 'web', specHash: spec.specHash, hosts: spec.hosts, servers: spec.servers });
+    expect(readRoute('f.yaml', text, 'c1', 'h1')).toEqual({ file: 'f.yaml', host: 'h1', key: { kind: 'App', project: 'default', name: 'web' }, specHash: spec.specHash, domains: spec.domains, servers: spec.servers });
   });
 
   it('ignores files of another cluster and files ml.ink did not write', () => {
-    expect(readRoute('f.yaml', renderRoute(spec), 'c2')).toBeUndefined();
-    expect(readRoute('f.yaml', 'http:\n  routers: {}\n', 'c1')).toBeUndefined();
+    expect(readRoute('f.yaml', renderRoute(spec), 'c2', 'h1')).toBeUndefined();
+    expect(readRoute('f.yaml', 'http:\n  routers: {}\n', 'c1', 'h1')).toBeUndefined();
   });
 });
 

@@ -1,0 +1,100 @@
+// The hosts of a cluster, by name, each connected once and reused: what the control
+// plane's worker acts on. The cluster config names the hosts; the pool turns a name
+// into a Host (hosts/host.ts) and, for runtime hosts, the edge that serves from it.
+import type { ClusterHost } from '../../schemas/index.js';
+import type { Edge } from '../edge/traefik.js';
+import type { PlacementHost } from '../placement.js';
+import { LocalHost, type Host } from './host.js';
+
+export type Role = 'control' | 'build' | 'runtime';
+
+export interface HostEntry {
+  name: string;
+  /** 'local' for this machine, else the address it is reached at over SSH. */
+  address: string;
+  roles: Role[];
+  ssh?: { user?: string; port?: number; hostKey?: string };
+  capacity?: { cpu: number; memoryMb: number };
+  labels?: Record<string, string>;
+  /** False while drained: nothing new is placed on it. */
+  schedulable: boolean;
+}
+
+export interface HostPoolOptions {
+  /** The local host's edge (the embedded default's Traefik). */
+  localEdge: Edge;
+  /** A Host for a machine that is not this one (SSH); without it only `address: local` hosts can be used. */
+  connect?: (entry: HostEntry) => Host;
+  /** The edge of a remote runtime host. */
+  remoteEdge?: Edge;
+}
+
+export class HostPool {
+  private entries = new Map<string, HostEntry>();
+  private readonly live = new Map<string, Host>();
+
+  constructor(private readonly opts: HostPoolOptions, hosts: HostEntry[] = []) {
+    this.configure(hosts);
+  }
+
+  /** The embedded default: this machine, every role. */
+  static local(edge: Edge): HostPool {
+    return new HostPool({ localEdge: edge }, [{ name: 'local', address: 'local', roles: ['control', 'build', 'runtime'], schedulable: true }]);
+  }
+
+  /** Takes the hosts a commit names; connections to hosts that left, or moved, or changed their pinned key, are closed. */
+  configure(hosts: Array<HostEntry | ClusterHost>): void {
+    const next = new Map(hosts.map((h) => [h.name, { schedulable: true, ...h } as HostEntry]));
+    const reach = (e?: HostEntry): string => JSON.stringify([e?.address, e?.ssh]);
+    for (const [name, host] of this.live) {
+      if (reach(this.entries.get(name)) !== reach(next.get(name))) { this.live.delete(name); void host.close(); }
+    }
+    this.entries = next;
+  }
+
+  names(role?: Role): string[] {
+    return [...this.entries.values()].filter((e) => !role || e.roles.includes(role)).map((e) => e.name).sort();
+  }
+
+  entry(name: string): HostEntry {
+    const e = this.entries.get(name);
+    if (!e) throw new Error(`no host named ${JSON.stringify(name)} in this cluster (hosts: ${this.names().join(', ') || 'none'})`);
+    return e;
+  }
+
+  get(name: string): Host {
+    const hit = this.live.get(name);
+    if (hit) return hit;
+    const e = this.entry(name);
+    let host: Host;
+    if (e.address === 'local') host = new LocalHost(e.name);
+    else if (this.opts.connect) host = this.opts.connect(e);
+    else throw new Error(`host ${e.name} (${e.address}) is not this machine, and this worker has no SSH key to reach it`);
+    this.live.set(name, host);
+    return host;
+  }
+
+  edge(name: string): Edge | undefined {
+    const e = this.entry(name);
+    if (!e.roles.includes('runtime')) return undefined;
+    return e.address === 'local' ? this.opts.localEdge : this.opts.remoteEdge;
+  }
+
+  /** Runtime hosts with their edges, for observe. */
+  runtime(): Array<{ host: Host; edge?: Edge }> {
+    return this.names('runtime').map((n) => ({ host: this.get(n), edge: this.edge(n) }));
+  }
+
+  placementHosts(): PlacementHost[] {
+    return this.names('runtime').map((n) => {
+      const e = this.entry(n);
+      return { name: n, schedulable: e.schedulable, ...(e.capacity ? { capacity: e.capacity } : {}) };
+    });
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.live.values()];
+    this.live.clear();
+    await Promise.all(all.map((h) => h.close().catch(() => undefined)));
+  }
+}

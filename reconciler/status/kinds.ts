@@ -1,0 +1,93 @@
+// How each kind's live objects read as a status: phase, message and details. An app is
+// Running when a replica of it runs; a database when its server answers its engine's
+// probe. The newest status note adds what the reconciler could not do, and why.
+import type { DatabaseLive, LiveStatus, ResourceId } from '../domain/live-state.js';
+import type { HostPool } from '../hosts/pool.js';
+import type { BuildRecords } from '../image-builds/records.js';
+import type { LiveContainer, LiveRoute, LiveVolume } from '../model.js';
+import { buildSummary } from './app-logs.js';
+import type { ResourceStatus, StatusRecord } from './record.js';
+
+export interface Observed {
+  containers: LiveContainer[];
+  routes: LiveRoute[];
+  volume?: LiveVolume;
+  /** This resource's entry in the newest note, when it was not ok. */
+  record?: ResourceStatus;
+  last?: StatusRecord;
+}
+
+function noted(phase: string, o: Observed, parts: string[]): string {
+  if (o.record) {
+    parts.push(`last ${o.record.result === 'pending' ? 'wait' : 'error'} (${o.record.phase}): ${o.record.message}`);
+    phase = o.record.phase ?? 'Failed';
+  }
+  if (o.last?.phase === 'ValidationFailed') {
+    parts.push(`newest commit not applied: ${o.last.message}`);
+    phase = 'ValidationFailed';
+  }
+  return phase;
+}
+
+export function appStatus(_id: ResourceId, o: Observed, ctx: { webPort: number; builds?: BuildRecords }): LiveStatus {
+  const running = o.containers.filter((c) => c.running);
+  const newest = [...running].sort((a, b) => (a.commit < b.commit ? -1 : 1)).at(-1);
+  const route = o.routes[0];
+  const url = route?.domains[0] ? `http://${route.domains[0]}:${ctx.webPort}/` : undefined;
+  const parts = [
+    `${running.length}/${o.containers.length} container(s) running`,
+    route ? `routed at ${route.domains.join(', ')} to ${o.routes.reduce((n, r) => n + r.servers.length, 0)} server(s)` : 'no route',
+  ];
+  let phase = noted(running.length ? 'Running' : o.containers.length ? 'Stopped' : 'NotDeployed', o, parts);
+  const build = ctx.builds ? buildSummary(ctx.builds, _id.project, _id.name) : undefined;
+  if (build?.phase === 'Building') {
+    phase = 'Building';
+    parts.push(`building source ${build.commit.slice(0, 12)}: step ${build.progress}`);
+  }
+  const hosts = [...new Set(running.map((c) => c.host))].sort();
+  const routed = new Set(o.routes.flatMap((r) => r.servers.map((s) => `${r.host}/${new URL(s).hostname}`)));
+  const replicas = o.containers.map((c) => ({ container: c.name, host: c.host, commit: c.commit, running: c.running, serving: c.running && !!c.ip && routed.has(`${c.host}/${c.ip}`) }));
+  return {
+    known: true,
+    phase,
+    message: parts.join('; '),
+    ...(newest?.commit ? { appliedCommit: newest.commit } : {}),
+    ...(url ? { url } : {}),
+    ...(o.last?.at ? { updatedAt: o.last.at } : {}),
+    ...(hosts.length ? { hosts } : {}),
+    ...(build ? { progress: build.progress, build: { ...build } } : {}),
+    replicas,
+  };
+}
+
+export function databaseStatus(_id: ResourceId, o: Observed, ctx: { sizes: Map<string, number> }): LiveStatus {
+  const server = o.containers.find((c) => c.running) ?? o.containers[0];
+  const volume = o.volume;
+  const base = server?.running
+    ? server.healthy === true ? 'Running' : server.healthy === false ? 'Unhealthy' : 'Starting'
+    : server ? 'Stopped' : volume ? 'Retained' : 'NotDeployed';
+  const parts = [
+    server ? `server ${server.name} on ${server.host}: ${server.running ? (server.healthy ? 'answering' : server.healthy === false ? 'not answering its health check' : 'starting') : 'stopped'}` : 'no server',
+    volume ? `data on volume ${volume.name} (${volume.engine} ${volume.version})` : 'no data yet',
+  ];
+  const phase = noted(base === 'Retained' ? 'NotDeployed' : base, o, parts);
+  const size = volume ? ctx.sizes.get(`${volume.host}/${volume.name}`) : undefined;
+  const where = server?.host ?? volume?.host;
+  const database: DatabaseLive = {
+    ...(where ? { host: where } : {}),
+    ...(server ? { server: server.name } : {}),
+    ...(volume ? { volume: volume.name, data_written_by: `${volume.engine} ${volume.version}` } : {}),
+    ...(size !== undefined ? { size_bytes: size } : {}),
+  };
+  return { known: true, phase, message: parts.join('; '), ...(o.last?.at ? { updatedAt: o.last.at } : {}), database };
+}
+
+/** Sizes of volumes on their hosts (`<host>/<volume>` -> bytes), from Docker's disk usage. */
+export async function volumeSizes(hosts: HostPool, volumes: LiveVolume[]): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  for (const host of [...new Set(volumes.map((v) => v.host))]) {
+    const df = await hosts.get(host).docker.df().catch(() => undefined) as { Volumes?: Array<{ Name: string; UsageData?: { Size?: number } }> } | undefined;
+    for (const v of df?.Volumes ?? []) if (v.UsageData?.Size !== undefined && v.UsageData.Size >= 0) out.set(`${host}/${v.Name}`, v.UsageData.Size);
+  }
+  return out;
+}
