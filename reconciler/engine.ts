@@ -14,6 +14,9 @@ import { tendHolders } from './hosts/containers.js';
 import type { Logger } from './util/log.js';
 import { Builder } from './image-builds/builder.js';
 import type { Edge } from './edge/traefik.js';
+import { dataDir } from './util/paths.js';
+import { backupSchedules } from './backups/schedule.js';
+import { createBackupService } from './backups/service.js';
 import { buildsOnCommit } from './image-builds/early.js';
 import type { Limits } from './image-builds/docker-steps.js';
 import { BuildRecords } from './image-builds/records.js';
@@ -34,6 +37,9 @@ export interface EngineOptions {
   drainMs?: number;
   /** The build role: where source repos and build records live. Without it, apps built from source fail with BuildFailed. */
   build?: { sourcesDir: string; buildsDir: string; limits?: Partial<Limits>; sandboxRuntime?: string };
+  /** The backup store and the holds of operations in progress (default: the data dir's). */
+  backupsDir?: string;
+  holdsDir?: string;
   /** Run a worker in this process (the embedded default); false to only trigger. */
   worker?: boolean;
   log: Logger;
@@ -55,6 +61,8 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const local = hosts.get(hosts.names().find((n) => hosts.entry(n).address === 'local') ?? 'local');
   const docker = local.docker;
   const log = opts.log.child({ cluster });
+  const backupsRoot = opts.backupsDir ?? dataDir().backups;
+  const holdsDir = opts.holdsDir ?? dataDir().holds;
   const stops: Array<() => Promise<void>> = [];
   let worker: WorkerHandle | undefined;
   let builder: Builder | undefined;
@@ -78,7 +86,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         address: opts.temporal.address,
         namespace: opts.temporal.namespace,
         deps: {
-          cluster, store, hosts, log,
+          cluster, store, hosts, log, backupsRoot, holdsDir,
           identity: async () => (await loadClusterKey(opts.keysDir)).identity,
           ...(builder ? { builder } : {}),
         },
@@ -98,6 +106,9 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       }
     };
     const early = builder ? buildsOnCommit({ store, cluster, builder, log }) : undefined;
+    const schedules = runsWorker ? backupSchedules({ store, cluster, client, log: log.child({ component: 'backups' }) }) : undefined;
+    if (schedules) stops.unshift(() => schedules.stop());
+    const reschedule = (): void => void schedules?.refresh().catch((e: unknown) => log.warn('could not read the backup schedules', { error: e }));
     const tend = (): void => {
       for (const { host } of hosts.runtime()) void tendHolders(host, cluster).catch((e: unknown) => log.warn('could not tend the network holders', { host: host.name, error: e }));
     };
@@ -105,6 +116,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       ...(runsWorker ? hosts.runtime().filter((t) => t.edge).map((t) => watchReplicaExits(t.host, t.edge!, cluster, (why) => void trigger(why))) : []),
       watchMain(store.gitdir, () => {
         early?.().catch((e: unknown) => log.warn('could not start the builds of a new commit', { error: e }));
+        reschedule();
         void trigger('commit');
       }),
       driftTimer(opts.driftSeconds, () => void (async () => {
@@ -115,11 +127,13 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     ];
     stops.unshift(...triggers.map((t) => () => t.stop()));
     await trigger('start');
+    reschedule();
     if (runsWorker) tend();
     stops.push(() => hosts.close());
     const liveState = createLiveState({
       cluster, store, hosts, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
       sync: () => trigger('sync'),
+      backups: createBackupService(client, backupsRoot),
       ...(opts.build ? { builds: new BuildRecords(opts.build.buildsDir) } : {}),
     });
     log.info('reconciler running', { repo: opts.repoDir, temporal: opts.temporal.address, driftSeconds: opts.driftSeconds, worker: runsWorker });

@@ -4,7 +4,7 @@
 import { resolveBindings } from './diff/bindings.js';
 import { diff } from './diff/diff.js';
 import type { HostPool } from './hosts/pool.js';
-import { keyOf, type LiveState } from './model.js';
+import { keyFields, keyOf, type LiveState, type ResourceKey } from './model.js';
 import { observe } from './observe/live.js';
 import { place } from './placement.js';
 import { plan, type Plan, type PlanOptions } from './plan/plan.js';
@@ -14,8 +14,16 @@ import type { StateStore } from './state/store.js';
 export interface PlannedCommit { plan: Plan; skipped: Skipped[]; live: LiveState }
 
 /** Plans `commit`. Throws StalledError when the commit as a whole cannot be applied. `retiring` (`<host>/<container>`) are left out of the live state. */
-export async function planCommit(store: StateStore, hosts: HostPool, cluster: string, commit: string, opts: PlanOptions & { retiring?: string[] }): Promise<PlannedCommit> {
+export async function planCommit(store: StateStore, hosts: HostPool, cluster: string, commit: string, opts: PlanOptions & { retiring?: string[]; held?: Array<ResourceKey & { by: string }> }): Promise<PlannedCommit> {
   const loaded = await loadDesired(store, commit, cluster);
+  // A resource an operation holds (a restore replacing a database's server) is left alone until it is done.
+  for (const h of opts.held ?? []) {
+    const key = keyOf(h);
+    if (!loaded.desired.resources.some((r) => keyOf(r) === key)) continue;
+    loaded.desired.resources = loaded.desired.resources.filter((r) => keyOf(r) !== key);
+    loaded.desired.held.push(keyFields(h));
+    loaded.skipped.push({ ...keyFields(h), phase: 'Held', reason: `held by the ${h.by}; the reconciler takes it back when that is done` });
+  }
   hosts.configure(loaded.hosts);
   const live = await observe(hosts.runtime(), cluster);
   // Old containers the workflow is draining and removing are its business, not this plan's.

@@ -1,4 +1,5 @@
-// Database tools: create_database, update_database, delete_database, get_database, list_databases.
+// Database tools: create_database, update_database, delete_database, get_database,
+// list_databases, backup_database, list_backups, restore_database.
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import type { Domain } from '../../reconciler/domain/index.js';
@@ -45,13 +46,53 @@ export function registerDatabaseTools(server: McpServer, domain: Domain): void {
     }, ({ wait: seconds, ...args }, extra) => handle('delete_database', () => writeAndWait(server, domain, extra, seconds, () => domain.deleteDatabase(args)), writeText));
   }
 
+  if (mayWrite(domain)) {
+    const runOutput = {
+      state: z.enum(['done', 'failed', 'running']), workflow: z.string().describe('the Temporal workflow that runs it'), message: z.string(),
+      backup: z.record(z.string(), z.unknown()).optional(), restored: z.string().optional(), safety_backup: z.record(z.string(), z.unknown()).optional(),
+      created: z.record(z.string(), z.unknown()).optional().describe('the database this restore created (into a new name)'),
+    };
+    const waitFor = z.number().int().min(1).max(3600).optional().describe('seconds to wait for it to finish (default 600); it goes on after the call returns');
+
+    server.registerTool('backup_database', {
+      title: 'Back up database',
+      description: 'Take a backup now: a logical dump (pg_dump -Fc, Redis RDB, mariadb-dump), compressed, checksummed and encrypted to the cluster key, then proven by a restore drill into a throwaway sandbox. Returns the backup with its drill result once done (or its workflow if the wait runs out).',
+      inputSchema: z.strictObject({ name, project, wait: waitFor }),
+      outputSchema: runOutput,
+      annotations: changes('Back up database', { destructive: false, idempotent: false }),
+    }, (args) => handle('backup_database', () => domain.backupDatabase(args), (r) => `${r.state}: ${r.message}`));
+
+    server.registerTool('restore_database', {
+      title: 'Restore database',
+      description: 'Restore a backup (backup: an id from list_backups; default the newest verified one) or, for postgres, the data as it was at a time (at: RFC 3339), into the same database after an automatic safety backup, or into a new database of the same engine (into: a new name; it is created, with its own credentials). Apps bound to the database keep their connection settings.',
+      inputSchema: z.strictObject({
+        name, project,
+        backup: z.string().max(64).optional().describe('a backup id from list_backups; default: the newest whose drill passed'),
+        at: z.string().max(40).optional().describe('postgres only: the time to restore to, e.g. 2026-12-03T10:15:00Z (WAL is replayed to it)'),
+        into: z.string().min(1).max(63).optional().describe('restore into this database instead (default: the same one); created when it does not exist'),
+        wait: waitFor,
+      }),
+      outputSchema: runOutput,
+      annotations: changes('Restore database', { destructive: true, idempotent: false }),
+    }, (args) => handle('restore_database', () => domain.restoreDatabase(args), (r) => `${r.state}: ${r.message}`));
+  }
+
+  server.registerTool('list_backups', {
+    title: 'List backups',
+    description: 'A database\'s backups, newest first: time, size, whether its restore drill passed (verified) and what the drill found (tables and rows, or keys). restore_default is the one restore_database takes when none is named: the newest verified.',
+    inputSchema: z.strictObject({ name, project }),
+    outputSchema: { backups: z.array(z.record(z.string(), z.unknown())), restore_default: z.string().nullable() },
+    annotations: reads('List backups'),
+  }, (args) => handle('list_backups', () => domain.listBackups(args), (r) => r.backups.map((b) => `${String(b.id)}  ${String(b.at)}  ${String(b.size)} bytes  ${b.verified === true ? 'verified' : b.verified === false ? 'drill failed' : 'not verified yet'}`).join('\n') || 'no backups'));
+
   server.registerTool('get_database', {
     title: 'Get database',
     description: 'The database\'s manifest on main, its revision, the engine, where bound apps reach it (host and port; never the password), the apps bound to it, and its live status: phase (Running, Starting, ...), its host, size on disk.',
     inputSchema: z.strictObject({ name, project }),
     outputSchema: {
       database: z.record(z.string(), z.unknown()), revision: z.string(), path: z.string(), commit: z.string().nullable(),
-      engine: z.string(), connect: z.object({ host: z.string(), port: z.number() }), bound_apps: z.array(z.string()), live: liveOutput,
+      engine: z.string(), connect: z.object({ host: z.string(), port: z.number(), name: z.string() }), bound_apps: z.array(z.string()),
+      last_backup: z.record(z.string(), z.unknown()).nullable(), live: liveOutput,
     },
     annotations: reads('Get database'),
   }, (args) => handle('get_database', () => domain.getDatabase(args), (r) => [

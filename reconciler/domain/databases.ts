@@ -11,9 +11,9 @@ import { MAIN } from '../state/store.js';
 import type { TreeView } from '../state/tree.js';
 import { clusterConfig } from './cluster.js';
 import { DomainError, conflict, invalid, notFound } from './errors.js';
-import type { LiveStateProvider, LiveStatus, RetainedDatabase } from './live-state.js';
+import type { BackupInfo, LiveStateProvider, LiveStatus, OperationRun, RetainedDatabase } from './live-state.js';
 import { checkManifest, checkRevision, deleteManifest, fileLabel, listManifests, manifestPath, readManifest } from './manifests.js';
-import { requireProjects, write, type Ctx, type WriteResult } from './write.js';
+import { requireProjects, requireWrite, write, type Ctx, type WriteResult } from './write.js';
 
 type Resources = { cpu?: number; memory_mb?: number; pids?: number };
 type Backups = { schedule?: string; keep?: number };
@@ -139,9 +139,16 @@ export interface DatabaseView {
   commit: string | null;
   /** The engine as it runs: "MariaDB 10.11, MySQL-compatible". */
   engine: string;
-  /** Where bound apps reach it (their `<PREFIX>_HOST` and `_PORT`); the password is never shown. */
-  connect: { host: string; port: number };
+  /**
+   * Where bound apps reach it: `host` is its address on its own project's network while
+   * it runs (an app of another project gets its address on that project's network, see
+   * live.database.addresses); `name` is its name for clients that use Docker's DNS. The
+   * password is never shown.
+   */
+  connect: { host: string; port: number; name: string };
   bound_apps: string[];
+  /** The newest backup and whether its restore drill passed; null when there is none (or the reconciler is not running here). */
+  last_backup: BackupInfo | null;
   live: LiveStatus;
 }
 
@@ -152,12 +159,15 @@ export async function getDatabase(ctx: Ctx, live: LiveStateProvider, input: { na
   const found = await readManifest<Database>(view, 'Database', project, input.name);
   if (!found) throw notFound(`database ${project}/${input.name} does not exist; list_databases shows the databases there are (and any retained data)`);
   const engine = ENGINES[resolveEngine(found.manifest.spec.engine)!.name];
+  const status = await live.status({ kind: 'Database', project, name: input.name });
+  const own = status.known ? status.database?.address ?? '' : '';
   return {
     database: found.manifest, revision: found.revision, path: found.path, commit: view.commit,
     engine: engine.description,
-    connect: { host: databaseHostname({ project, name: input.name }), port: engine.port },
+    connect: { host: own, port: engine.port, name: databaseHostname({ project, name: input.name }) },
     bound_apps: await boundApps(view, project, input.name),
-    live: await live.status({ kind: 'Database', project, name: input.name }),
+    last_backup: (await live.backups?.list({ project, name: input.name }).catch(() => []))?.[0] ?? null,
+    live: status,
   };
 }
 
@@ -177,4 +187,71 @@ export async function listDatabases(ctx: Ctx, live: LiveStateProvider, input: { 
   }));
   const retained = ((await live.retained?.()) ?? []).filter((r) => visible(r.project));
   return { databases, retained, invalid: bad, commit: view.commit };
+}
+
+/** Backups and restores need the reconciler (its workers run them); without it they are refused, not queued. */
+function backupsOf(live: LiveStateProvider): NonNullable<LiveStateProvider['backups']> {
+  if (!live.backups) throw new DomainError('not_found', 'backups are run by the reconciler, which is not running in this server; use `mlink up` (or `mlink db` beside it)');
+  return live.backups;
+}
+
+async function existing(ctx: Ctx, project: string, name: string): Promise<Database> {
+  const found = await readManifest<Database>(await ctx.store.view(MAIN), 'Database', project, name);
+  if (!found) throw notFound(`database ${project}/${name} does not exist; list_databases shows the databases there are`);
+  return found.manifest;
+}
+
+const DEFAULT_WAIT_S = 600;
+
+export async function backupDatabase(ctx: Ctx, live: LiveStateProvider, input: { name: string; project?: string; wait?: number }): Promise<OperationRun> {
+  const project = input.project ?? 'default';
+  requireWrite(ctx.agent, 'backup_database');
+  requireProjects(ctx.agent, [project]);
+  const db = await existing(ctx, project, input.name);
+  return backupsOf(live).backup({ project, name: input.name, keep: db.spec.backups?.keep ?? 7 }, (input.wait ?? DEFAULT_WAIT_S) * 1000);
+}
+
+export async function listBackups(ctx: Ctx, live: LiveStateProvider, input: { name: string; project?: string }): Promise<{ backups: BackupInfo[]; restore_default: string | null }> {
+  const project = input.project ?? 'default';
+  requireProjects(ctx.agent, [project]);
+  const backups = await backupsOf(live).list({ project, name: input.name });
+  return { backups, restore_default: backups.find((b) => b.verified === true)?.id ?? null };
+}
+
+export interface RestoreDatabaseInput { name: string; project?: string; backup?: string; at?: string; into?: string; wait?: number }
+
+/**
+ * restore_database: a backup (by id, or the newest verified one) or, for Postgres, a
+ * point in time, into the same database (after an automatic safety backup) or into a new
+ * one of the same engine (created by this call, with its own credentials).
+ */
+export async function restoreDatabase(ctx: Ctx, live: LiveStateProvider, input: RestoreDatabaseInput): Promise<OperationRun & { created?: WriteResult }> {
+  const project = input.project ?? 'default';
+  requireWrite(ctx.agent, 'restore_database');
+  requireProjects(ctx.agent, [project]);
+  const service = backupsOf(live);
+  const source = await existing(ctx, project, input.name);
+  const engine = resolveEngine(source.spec.engine)!;
+  if (input.backup !== undefined && input.at !== undefined) throw invalid('give backup or at, not both: a backup restores a dump; at replays Postgres\'s WAL to a time');
+  let at: string | undefined;
+  if (input.at !== undefined) {
+    const t = Date.parse(input.at);
+    if (Number.isNaN(t)) throw invalid(`at ${JSON.stringify(input.at)} is not a time; give an RFC 3339 time such as 2026-12-03T10:15:00Z`);
+    if (engine.name !== 'postgres') throw invalid(`at: point-in-time recovery is for postgres; ${project}/${input.name} is ${engine.description}: restore a backup (list_backups)`);
+    at = new Date(t).toISOString();
+  }
+  const into = input.into ?? input.name;
+  if (at && into !== input.name) throw invalid(`at with into: a point-in-time restore goes into the same database (after a safety backup); restore a backup into ${into} instead, or restore ${input.name} to the time`);
+  let created: WriteResult | undefined;
+  if (into !== input.name) {
+    const target = await readManifest<Database>(await ctx.store.view(MAIN), 'Database', project, into);
+    if (target) {
+      if (resolveEngine(target.manifest.spec.engine)!.name !== engine.name) throw invalid(`into: ${project}/${into} is ${resolveEngine(target.manifest.spec.engine)!.description}, not ${engine.description}; restore into a database of the same engine`);
+    } else {
+      created = await createDatabase(ctx, { name: into, project, engine: source.spec.engine, ...(source.spec.version ? { version: source.spec.version } : {}) });
+      if (created.proposal) throw invalid(`into: ${project}/${into} would be created on proposal ${created.proposal}; in review mode, create it first and have it approved, then restore into it`);
+    }
+  }
+  const run = await service.restore({ project, name: input.name, into, ...(input.backup ? { backup: input.backup } : {}), ...(at ? { at } : {}), fresh: !!created }, (input.wait ?? DEFAULT_WAIT_S) * 1000);
+  return { ...run, ...(created ? { created } : {}) };
 }

@@ -36,6 +36,9 @@ export interface Domain {
   appLogs(input: AppLogsInput): Promise<AppLogs>;
   createDatabase(input: dbs.CreateDatabaseInput): Promise<WriteResult>;
   updateDatabase(input: dbs.UpdateDatabaseInput): Promise<WriteResult>;
+  backupDatabase(input: Ident & { wait?: number }): ReturnType<typeof dbs.backupDatabase>;
+  listBackups(input: Ident): ReturnType<typeof dbs.listBackups>;
+  restoreDatabase(input: dbs.RestoreDatabaseInput): ReturnType<typeof dbs.restoreDatabase>;
   deleteDatabase(input: Guarded): Promise<WriteResult>;
   getDatabase(input: Ident): ReturnType<typeof dbs.getDatabase>;
   listDatabases(input: { project?: string }): ReturnType<typeof dbs.listDatabases>;
@@ -70,6 +73,9 @@ export function createDomain(opts: DomainOptions): Domain {
     appLogs: (i) => appLogs(ctx, live, i),
     createDatabase: (i) => applied(dbs.createDatabase(ctx, i)),
     updateDatabase: (i) => applied(dbs.updateDatabase(ctx, i)),
+    backupDatabase: (i) => dbs.backupDatabase(ctx, live, i),
+    listBackups: (i) => dbs.listBackups(ctx, live, i),
+    restoreDatabase: (i) => dbs.restoreDatabase(ctx, live, i),
     deleteDatabase: (i) => applied(dbs.deleteDatabase(ctx, i)),
     getDatabase: (i) => dbs.getDatabase(ctx, live, i),
     listDatabases: (i) => dbs.listDatabases(ctx, live, i),

@@ -14,6 +14,10 @@ export interface DatabaseLive {
   volume?: string;
   /** Which engine and version wrote the data ("postgres 15.14"). */
   data_written_by?: string;
+  /** Its address on its own project's network, where its project's bound apps reach it. */
+  address?: string;
+  /** Its address on each network it joins (a bound app's `<PREFIX>_HOST` is the one on the app's project network). */
+  addresses?: Record<string, string>;
   size_bytes?: number;
 }
 
@@ -34,6 +38,29 @@ export type LiveStatus =
 /** A database whose manifest left git while its data stayed (a volume only a human purges). */
 export interface RetainedDatabase { project: string; name: string; engine: string; version: string; host: string; volume: string; since: string; size_bytes?: number }
 
+/** A backup as list_backups and get_database show it (reconciler/backups/activities.ts BackupSummary). */
+export type BackupInfo = Record<string, unknown> & { id: string; at: string; size: number; verified: boolean | null };
+
+/** A backup or restore workflow's outcome as far as a tool waited for it. */
+export interface OperationRun {
+  state: 'done' | 'failed' | 'running';
+  /** The Temporal workflow that runs it (its history says what happened). */
+  workflow: string;
+  message: string;
+  backup?: BackupInfo;
+  restored?: string;
+  safety_backup?: BackupInfo;
+}
+
+export interface RestoreRequest { project: string; name: string; backup?: string; at?: string; into: string; fresh: boolean }
+
+/** Backups and restores: run by the reconciler's workers as durable workflows. */
+export interface BackupService {
+  backup(id: { project: string; name: string; keep: number }, waitMs: number): Promise<OperationRun>;
+  list(id: { project: string; name: string }): Promise<BackupInfo[]>;
+  restore(req: RestoreRequest, waitMs: number): Promise<OperationRun>;
+}
+
 export interface LogsRequest { kind: 'build' | 'runtime'; lines: number; since?: number }
 export interface AppLogs { kind: 'build' | 'runtime'; source: string; lines: string[]; truncated: boolean }
 
@@ -47,6 +74,8 @@ export interface LiveStateProvider {
   /** Asks the reconciler for a pass now; absent when no reconciler runs here. */
   sync?(): Promise<void>;
   plan(desired: { commit: string | null; resources: DesiredResource[] }): Promise<LivePlan>;
+  /** Backups and restores; absent when the reconciler is not running here. */
+  backups?: BackupService;
   /** Databases retained after their manifest was deleted; absent when the reconciler is not running here. */
   retained?(): Promise<RetainedDatabase[]>;
   /** Build or runtime output of an app; absent when the reconciler is not running here. */

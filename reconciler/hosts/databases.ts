@@ -4,11 +4,11 @@
 // rules right after it starts, and the wait until it accepts its app user's login.
 // Every step checks before it acts, so a retried activity does no harm.
 import type Docker from 'dockerode';
-import { databaseContainerSpec } from '../databases/container-spec.js';
+import { databaseContainerSpec, type DatabaseContainerInput } from '../databases/container-spec.js';
 import type { Credentials } from '../databases/credentials.js';
 import { ensureEngineImage } from '../databases/images.js';
 import { livenessProbe, waitReady } from '../databases/ready.js';
-import { ensureVolume } from '../databases/volumes.js';
+import { ensureVolume, volumeExists } from '../databases/volumes.js';
 import { databaseHostname, networkName } from '../layout.js';
 import { LABEL, MANAGED_BY, type DesiredDatabase } from '../model.js';
 import { replicaMac } from './egress-rules.js';
@@ -62,15 +62,29 @@ function volumeLabels(cluster: string, db: DesiredDatabase, role: 'data' | 'wal'
   };
 }
 
+/** The server's container input: on its own project's network (the others are joined before the start), its data and WAL volumes, its labels. */
+export function serverInput(cluster: string, commit: string, db: DesiredDatabase, container: string, volume: string, credentials: Credentials, image: { tag: string; upstream: string }): DatabaseContainerInput {
+  const pitrVolume = db.engine === 'postgres' ? walVolumeName(volume) : undefined;
+  return {
+    name: container, engine: db.engine, image: image.tag, credentials, volume,
+    ...(pitrVolume ? { pitrVolume } : {}),
+    network: networkName(cluster, db.networks[0] ?? db.project), aliases: [databaseHostname(db)], mac: databaseMac(cluster, db),
+    resources: db.resources, runtime: db.runtime,
+    labels: {
+      [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: cluster, [LABEL.kind]: 'Database', [LABEL.project]: db.project, [LABEL.name]: db.name,
+      [LABEL.specHash]: db.specHash, [LABEL.commit]: commit, [LABEL.engine]: db.engine, [LABEL.engineVersion]: image.upstream,
+    },
+  };
+}
+
 export async function startDatabase(host: Host, r: DatabaseStart): Promise<{ note: string; ms: Record<string, number> }> {
   const { docker } = host;
   const { db, cluster } = r;
   const t0 = Date.now();
   const image = await ensureEngineImage(docker, db.engine, { host: host.name, onProgress: r.onProgress });
   const t1 = Date.now();
-  const t1v = Date.now();
-  const data = await ensureVolume(docker, r.volume, volumeLabels(cluster, db, 'data'));
-  const fresh = Date.parse(data.createdAt ?? '') >= t1v - 1000;
+  const fresh = !(await volumeExists(docker, r.volume));
+  await ensureVolume(docker, r.volume, volumeLabels(cluster, db, 'data'));
   const pitrVolume = db.engine === 'postgres' ? walVolumeName(r.volume) : undefined;
   if (pitrVolume) await ensureVolume(docker, pitrVolume, volumeLabels(cluster, db, 'wal'));
   const existing = await docker.getContainer(r.container).inspect().catch((e: unknown) => {
@@ -79,17 +93,9 @@ export async function startDatabase(host: Host, r: DatabaseStart): Promise<{ not
   });
   if (!existing?.State.Running) {
     if (existing) await docker.getContainer(r.container).remove({ force: true });
-    const [own, ...others] = db.networks.map((p) => networkName(cluster, p));
+    const others = db.networks.slice(1).map((p) => networkName(cluster, p));
     const alias = databaseHostname(db);
-    const spec = databaseContainerSpec({
-      name: r.container, engine: db.engine, image: image.tag, credentials: r.credentials, volume: r.volume,
-      ...(pitrVolume ? { pitrVolume } : {}),
-      network: own!, aliases: [alias], mac: databaseMac(cluster, db), resources: db.resources, runtime: db.runtime,
-      labels: {
-        [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: cluster, [LABEL.kind]: 'Database', [LABEL.project]: db.project, [LABEL.name]: db.name,
-        [LABEL.specHash]: db.specHash, [LABEL.commit]: r.commit, [LABEL.engine]: db.engine, [LABEL.engineVersion]: image.upstream,
-      },
-    });
+    const spec = databaseContainerSpec(serverInput(cluster, r.commit, db, r.container, r.volume, r.credentials, image));
     const c = await docker.createContainer({ ...spec, Healthcheck: healthcheck(db.engine) });
     try {
       // Every network before the start: gVisor takes the interfaces it finds when the sandbox starts.
@@ -104,16 +110,33 @@ export async function startDatabase(host: Host, r: DatabaseStart): Promise<{ not
   await r.fence();
   const t3 = Date.now();
   const ready = await waitReady(docker, r.container, db.engine, r.credentials, READY_MS);
+  await healthyInDocker(host, r.container);
   return {
     note: `${db.engine} ${image.upstream} (${image.tag}${image.built ? ', image built now' : ''}) ${existing?.State.Running ? 'already running' : 'started'} on ${host.name}, data on ${r.volume} (${fresh ? 'new' : 'kept'}), ready in ${ready.ms} ms`,
     ms: { image: t1 - t0, start: t2 - t1, fence: t3 - t2, ready: Date.now() - t3 },
   };
 }
 
+/**
+ * Until Docker's own health check says healthy too (its first probe runs an interval
+ * after the start), so what observe reads of the server agrees with "ready". A server
+ * that logs in but whose probe keeps failing is reported, not waited for forever.
+ */
+async function healthyInDocker(host: Host, container: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = (await host.docker.getContainer(container).inspect()).State.Health?.Status;
+    if (status === 'healthy' || status === undefined) return;
+    if (Date.now() > deadline) throw new Error(`on host ${host.name}: ${container} accepts its login but Docker's health check says ${status} after ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 export async function waitDatabaseReady(host: Host, db: DesiredDatabase, container: string, credentials: Credentials, onTick: () => void): Promise<void> {
   const beat = setInterval(onTick, 2000);
   try {
     await waitReady(host.docker, container, db.engine, credentials, READY_MS);
+    await healthyInDocker(host, container);
   } finally {
     clearInterval(beat);
   }

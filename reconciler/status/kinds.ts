@@ -4,6 +4,7 @@
 import type { DatabaseLive, LiveStatus, ResourceId } from '../domain/live-state.js';
 import type { HostPool } from '../hosts/pool.js';
 import type { BuildRecords } from '../image-builds/records.js';
+import { networkName } from '../layout.js';
 import type { LiveContainer, LiveRoute, LiveVolume } from '../model.js';
 import { buildSummary } from './app-logs.js';
 import type { ResourceStatus, StatusRecord } from './record.js';
@@ -60,7 +61,7 @@ export function appStatus(_id: ResourceId, o: Observed, ctx: { webPort: number; 
   };
 }
 
-export function databaseStatus(_id: ResourceId, o: Observed, ctx: { sizes: Map<string, number> }): LiveStatus {
+export function databaseStatus(id: ResourceId, o: Observed, ctx: { cluster: string; sizes: Map<string, number> }): LiveStatus {
   const server = o.containers.find((c) => c.running) ?? o.containers[0];
   const volume = o.volume;
   const base = server?.running
@@ -75,7 +76,8 @@ export function databaseStatus(_id: ResourceId, o: Observed, ctx: { sizes: Map<s
   const where = server?.host ?? volume?.host;
   const database: DatabaseLive = {
     ...(where ? { host: where } : {}),
-    ...(server ? { server: server.name } : {}),
+    ...(server ? { server: server.name, ...(server.running && server.addresses ? { addresses: server.addresses } : {}) } : {}),
+    ...(server?.running && server.addresses?.[networkName(ctx.cluster, id.project)] ? { address: server.addresses[networkName(ctx.cluster, id.project)] } : {}),
     ...(volume ? { volume: volume.name, data_written_by: `${volume.engine} ${volume.version}` } : {}),
     ...(size !== undefined ? { size_bytes: size } : {}),
   };

@@ -2,7 +2,7 @@
 // observed now, and the newest status note for errors. Each kind says how its live
 // objects read (status/kinds.ts); this composes one look at the hosts with the note.
 // Plugs into the domain's LiveStateProvider, so mcp/ needs no change to show live state.
-import type { LivePlan, LiveStateProvider, LiveStatus, ResourceId, RetainedDatabase } from '../domain/live-state.js';
+import type { BackupService, LivePlan, LiveStateProvider, LiveStatus, ResourceId, RetainedDatabase } from '../domain/live-state.js';
 import { runtimeLogs, buildLogs } from './app-logs.js';
 import type { HostPool } from '../hosts/pool.js';
 import type { BuildRecords } from '../image-builds/records.js';
@@ -27,6 +27,8 @@ export interface LiveStateDeps {
   builds?: BuildRecords;
   /** Triggers a reconcile pass (the MCP `sync` tool). */
   sync?: () => Promise<void>;
+  /** Backups and restores (run by the workers). */
+  backups?: BackupService;
 }
 
 export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
@@ -35,7 +37,7 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
   /** How each kind's live objects read; a new kind adds its entry (status/kinds.ts). */
   const STATUS: Record<ResourceId['kind'], (id: ResourceId, o: Observed) => Promise<LiveStatus>> = {
     App: async (id, o) => appStatus(id, o, { webPort: deps.webPort, builds: deps.builds }),
-    Database: async (id, o) => databaseStatus(id, o, { sizes: o.volume ? await volumeSizes(deps.hosts, [o.volume]) : new Map() }),
+    Database: async (id, o) => databaseStatus(id, o, { cluster: deps.cluster, sizes: o.volume ? await volumeSizes(deps.hosts, [o.volume]) : new Map() }),
   };
 
   async function statusFrom(id: ResourceId, live: LiveState, last: StatusRecord | undefined): Promise<LiveStatus> {
@@ -88,6 +90,7 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
     },
 
     ...(deps.sync ? { sync: deps.sync } : {}),
+    ...(deps.backups ? { backups: deps.backups } : {}),
 
     async plan(desired: { commit: string | null }): Promise<LivePlan> {
       if (!desired.commit) return { known: true, actions: [] };

@@ -21,6 +21,8 @@ import { MAIN, type StateStore } from '../state/store.js';
 import { recordStatus, type StatusRecord } from '../status/record.js';
 import type { Logger } from '../util/log.js';
 import { createBuildActivities } from '../image-builds/activity.js';
+import { createBackupActivities } from '../backups/activities.js';
+import { activeHolds } from '../backups/holds.js';
 import type { Builder } from '../image-builds/builder.js';
 import { ensurePulled } from '../image-builds/docker-steps.js';
 import { bindingEnv, checkCredentials, type Credentials } from '../databases/credentials.js';
@@ -39,6 +41,9 @@ export interface ActivityDeps {
   log: Logger;
   /** Set on workers of a host with the build role: builds images from source. */
   builder?: Builder;
+  /** The control plane's backup store and holds (dataDir().backups, .holds). */
+  backupsRoot: string;
+  holdsDir: string;
 }
 
 function stalled(e: unknown): never {
@@ -144,6 +149,7 @@ export function createActivities(deps: ActivityDeps) {
 
   return {
     ...createBuildActivities(deps.builder),
+    ...createBackupActivities(deps),
 
     /**
      * One pass's plan: the newest commit on main, its desired state (or why it cannot be
@@ -155,7 +161,8 @@ export function createActivities(deps: ActivityDeps) {
       const commit = await deps.store.resolve(MAIN);
       if (!commit) return { commit: null };
       try {
-        const { plan, skipped } = await planCommit(deps.store, hosts, cluster, commit, input);
+        const held = await activeHolds(deps.holdsDir);
+        const { plan, skipped } = await planCommit(deps.store, hosts, cluster, commit, { ...input, held });
         return { commit, plan, skipped };
       } catch (e) {
         if (e instanceof StalledError) return { commit, invalid: e.message };

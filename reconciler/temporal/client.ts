@@ -1,12 +1,12 @@
 // Starting and signalling the reconcile workflow: one per cluster under a fixed id, so
 // signal-with-start coalesces every trigger into the one loop.
-import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
-import { taskQueue } from './worker.js';
+import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { BackupSummary } from '../backups/activities.js';
+import type { BackupInput, RestoreInput, RestoreOutcome } from './backup-workflows.js';
+import { backupWorkflowId, reconcileWorkflowId, restoreWorkflowId, taskQueue } from './ids.js';
 import { reconcileSignal, stateQuery, type ReconcileState } from './workflows.js';
 
-export function reconcileWorkflowId(cluster: string): string {
-  return `mlink-reconcile-${cluster}`;
-}
+export { reconcileWorkflowId } from './ids.js';
 
 export class ReconcilerClient {
   private constructor(private readonly client: Client, private readonly connection: Connection, readonly cluster: string, private readonly drainMs: number) {}
@@ -43,6 +43,37 @@ export class ReconcilerClient {
     } catch (e) {
       if (e instanceof WorkflowNotFoundError) return false;
       throw e;
+    }
+  }
+
+  /** Starts a backup (or finds the one this schedule tick already started); returns its workflow id. */
+  async startBackup(input: Omit<BackupInput, 'cluster'>, at: Date, onDemand: boolean): Promise<string> {
+    const workflowId = backupWorkflowId(this.cluster, input.project, input.name, at, onDemand);
+    try {
+      await this.client.workflow.start('backupWorkflow', { workflowId, taskQueue: taskQueue(this.cluster), args: [{ ...input, cluster: this.cluster }] });
+    } catch (e) {
+      if ((e as Error).name !== 'WorkflowExecutionAlreadyStartedError') throw e;
+    }
+    return workflowId;
+  }
+
+  async startRestore(input: Omit<RestoreInput, 'cluster'>, at: Date): Promise<string> {
+    const workflowId = restoreWorkflowId(this.cluster, input.project, input.into, at);
+    await this.client.workflow.start('restoreWorkflow', { workflowId, taskQueue: taskQueue(this.cluster), args: [{ ...input, cluster: this.cluster }] });
+    return workflowId;
+  }
+
+  /** A backup or restore workflow's outcome, waiting at most `timeoutMs`: done with its result, failed with why, or still running. */
+  async outcome<T extends BackupSummary | RestoreOutcome>(workflowId: string, timeoutMs: number): Promise<{ state: 'done'; result: T } | { state: 'failed'; message: string } | { state: 'running' }> {
+    const handle = this.client.workflow.getHandle(workflowId);
+    const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
+    try {
+      const r = await Promise.race([handle.result() as Promise<T>, timer]);
+      return r === 'timeout' ? { state: 'running' } : { state: 'done', result: r };
+    } catch (e) {
+      let c: unknown = e instanceof WorkflowFailedError ? e.cause : e;
+      while ((c as { cause?: unknown })?.cause) c = (c as { cause: unknown }).cause;
+      return { state: 'failed', message: (c as Error)?.message ?? String(e) };
     }
   }
 

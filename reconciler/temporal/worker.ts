@@ -5,6 +5,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from 
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../util/log.js';
 import { createActivities, type ActivityDeps } from './activities.js';
+import { taskQueue } from './ids.js';
 
 let runtimeInstalled = false;
 
@@ -28,9 +29,7 @@ function installRuntimeLogger(log: Logger): void {
   }
 }
 
-export function taskQueue(cluster: string): string {
-  return `mlink-${cluster}`;
-}
+export { taskQueue } from './ids.js';
 
 export interface WorkerHandle {
   worker: Worker;

@@ -15,6 +15,8 @@ import type { Action, Plan, ResourcePlan } from '../plan/plan.js';
 import type { ResourceStatus, StatusRecord } from '../status/record.js';
 import type { Activities, PassPlan } from './activities.js';
 
+export { backupWorkflow, restoreWorkflow } from './backup-workflows.js';
+
 export interface Trigger { reason: string }
 export interface ReconcileInput { cluster: string; drainMs?: number; pending?: Trigger; lastRecorded?: string; state?: ReconcileState }
 export interface ReconcileState { passes: number; running: boolean; lastCommit?: string; lastPhase?: string; lastError?: string }

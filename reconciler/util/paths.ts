@@ -15,6 +15,8 @@ export interface DataDir {
   images: string; // debootstrap output and image build contexts
   sources: string; // internal source repos, one bare git repo per app: <project>/<app>.git
   builds: string; // build records and logs: <project>/<app>/<key>/
+  backups: string; // the backup store: <project>/<database>/<backup id>/ (dump.age, meta.json) and pitr/
+  holds: string; // resources a human-started operation (a restore) holds the reconciler off
 }
 
 export function dataDir(home = process.env.MLINK_HOME ?? join(homedir(), '.mlink')): DataDir {
@@ -30,5 +32,7 @@ export function dataDir(home = process.env.MLINK_HOME ?? join(homedir(), '.mlink
     images: join(home, 'images'),
     sources: join(home, 'sources'),
     builds: join(home, 'builds'),
+    backups: join(home, 'backups'),
+    holds: join(home, 'holds'),
   };
 }

@@ -78,9 +78,10 @@ export async function connectAgent(up: Up): Promise<Client> {
   return client;
 }
 
-/** Calls a tool and returns its structured result, throwing with the message when it is an error. */
+/** Calls a tool and returns its structured result, throwing with the message when it is an error. A call with `wait` may take that long (and a little more). */
 export async function call<T = Record<string, unknown>>(client: Client, name: string, args: Record<string, unknown>): Promise<T> {
-  const r = await client.callTool({ name, arguments: args });
+  const waitS = typeof args.wait === 'number' ? args.wait : 0;
+  const r = await client.callTool({ name, arguments: args }, undefined, waitS ? { timeout: (waitS + 60) * 1000 } : undefined);
   if (r.isError) throw new Error(`${name} failed: ${JSON.stringify(r.content)}`);
   return r.structuredContent as T;
 }

@@ -1,0 +1,143 @@
+// Databases, as a new user would use them: `mlink up`, an SDK MCP client over HTTP, a
+// PostgreSQL database and an app built from source that keeps rows in it through a real
+// client library, over HTTP through Traefik. The rows survive the app's update, the
+// server killed by hand, and the database deleted and brought back by a revert.
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LABEL } from '../../reconciler/model.js';
+import { docker, eventually, runId } from '../support/infra.js';
+import { dbAppSource } from '../support/db-apps.js';
+import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, type Up } from '../support/mlink-up.js';
+import { request } from 'node:http';
+import { cfg } from '../support/infra.js';
+
+const cluster = `db${runId}`.slice(0, 20);
+let up: Up;
+let agent: Client;
+
+/** An HTTP request through Traefik's web entrypoint to an app's host name. */
+function http(host: string, method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: cfg.traefik.host, port: cfg.traefik.webPort, path, method, headers: { host }, timeout: 10_000, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${host} in 10 s`)));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+async function items(app: string): Promise<string[]> {
+  const r = await http(`${app}.default.localhost`, 'GET', '/items');
+  if (r.status !== 200) throw new Error(`GET /items of ${app}: ${r.status} ${r.body}`);
+  return JSON.parse(r.body) as string[];
+}
+
+async function store(app: string, body: string): Promise<void> {
+  const r = await http(`${app}.default.localhost`, 'POST', '/items', body);
+  if (r.status !== 201) throw new Error(`POST /items of ${app}: ${r.status} ${r.body}`);
+}
+
+async function servers(name: string): Promise<Array<{ Id: string; State: string; Labels: Record<string, string> }>> {
+  return docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=Database`, `${LABEL.name}=${name}`] } });
+}
+
+beforeAll(async () => {
+  up = await startUp({ cluster });
+  agent = await connectAgent(up);
+}, 120_000);
+
+afterAll(async () => {
+  await agent?.close().catch(() => undefined);
+  if (up) {
+    await stopUp(up);
+    await removeCluster(cluster);
+    removeHome(up);
+  }
+}, 120_000);
+
+describe('a postgres database and an app bound to it', () => {
+  it('runs the database, and the app keeps rows in it through a real client library', async () => {
+    const created = await call<{ wait?: { state: string; message: string } }>(agent, 'create_database', { name: 'notes', engine: 'postgres', wait: 600 });
+    expect(created.wait?.state, created.wait?.message).toBe('live');
+    const db = await call<{ engine: string; connect: { host: string; port: number }; live: { phase?: string; database?: { host?: string } } }>(agent, 'get_database', { name: 'notes' });
+    expect(db).toMatchObject({ engine: 'PostgreSQL 15', connect: { port: 5432 }, live: { phase: 'Running', database: { host: 'local' } } });
+    const app = await call<{ wait?: { state: string; message: string } }>(agent, 'create_app', {
+      name: 'keeper', source: await dbAppSource('postgres'), port: 8080, health_check: { path: '/healthz' },
+      databases: [{ name: 'notes' }], wait: 600,
+    });
+    expect(app.wait?.state, app.wait?.message).toBe('live');
+    await store('keeper', 'first');
+    await store('keeper', 'second');
+    expect(await items('keeper')).toEqual(['first', 'second']);
+    expect((await call<{ bound_apps: string[] }>(agent, 'get_database', { name: 'notes' })).bound_apps).toEqual(['default/keeper']);
+  }, 900_000);
+
+  it('keeps the rows through an update of the app', async () => {
+    const r = await call<{ wait?: { state: string; message: string } }>(agent, 'update_app', { name: 'keeper', env: { GREETING: 'v2' }, wait: 300 });
+    expect(r.wait?.state, r.wait?.message).toBe('live');
+    expect((await http('keeper.default.localhost', 'GET', '/')).body).toBe('v2');
+    expect(await items('keeper')).toEqual(['first', 'second']);
+  }, 400_000);
+
+  it('heals a server removed by hand, on the same data', async () => {
+    const [before] = await servers('notes');
+    await docker.getContainer(before!.Id).remove({ force: true });
+    const after = await eventually('a new server runs', async () => {
+      const [s] = await servers('notes');
+      return s && s.Id !== before!.Id && s.State === 'running' ? s : undefined;
+    }, 120_000);
+    expect(after.Labels[LABEL.specHash]).toBe(before!.Labels[LABEL.specHash]);
+    const back = await eventually('the app reads its rows again', async () => (await items('keeper').catch(() => undefined)), 180_000);
+    expect(back).toEqual(['first', 'second']);
+  }, 400_000);
+
+  it('deletes the database but keeps its data as retained; a revert of the delete brings it back with its rows', async () => {
+    // A bound database cannot be deleted from under its app: unbind first.
+    const refused = await agent.callTool({ name: 'delete_database', arguments: { name: 'notes' } });
+    expect(refused.isError).toBe(true);
+    expect(JSON.stringify(refused.content)).toMatch(/bound to default\/keeper; remove the binding first/);
+    await call(agent, 'update_app', { name: 'keeper', databases: null, wait: 300 });
+    const deleted = await call<{ commit: string; wait?: { state: string; message: string } }>(agent, 'delete_database', { name: 'notes', wait: 300 });
+    expect(deleted.wait?.state, deleted.wait?.message).toBe('live');
+    expect(await servers('notes')).toEqual([]);
+    const listed = await call<{ databases: unknown[]; retained: Array<{ name: string; size_bytes?: number; since: string }> }>(agent, 'list_databases', {});
+    expect(listed.databases).toEqual([]);
+    expect(listed.retained).toEqual([expect.objectContaining({ name: 'notes', engine: 'postgres', since: expect.stringMatching(/^\d{4}-/) })]);
+    expect(listed.retained[0]!.size_bytes).toBeGreaterThan(1_000_000);
+    const reverted = await call<{ wait?: { state: string; message: string } }>(agent, 'revert', { commit: deleted.commit, wait: 300 });
+    expect(reverted.wait?.state, reverted.wait?.message).toBe('live');
+    await call(agent, 'update_app', { name: 'keeper', databases: [{ name: 'notes' }], wait: 300 });
+    expect(await items('keeper')).toEqual(['first', 'second']);
+  }, 900_000);
+
+  it('backs up, and restores the rows deleted after the backup; the backup was proven by a restore drill', async () => {
+    const b = await call<{ state: string; message: string; backup?: { id: string; verified: boolean; drill?: { tables?: number; rows?: number } } }>(agent, 'backup_database', { name: 'notes', wait: 600 });
+    expect(b.state, b.message).toBe('done');
+    expect(b.backup).toMatchObject({ verified: true, drill: { tables: 1, rows: 2 } });
+    const listed = await call<{ backups: Array<{ id: string }>; restore_default: string }>(agent, 'list_backups', { name: 'notes' });
+    expect(listed.restore_default).toBe(b.backup!.id);
+    expect((await http('keeper.default.localhost', 'DELETE', '/items')).status).toBe(200);
+    expect(await items('keeper')).toEqual([]);
+    const r = await call<{ state: string; message: string; safety_backup?: { id: string } }>(agent, 'restore_database', { name: 'notes', wait: 600 });
+    expect(r.state, r.message).toBe('done');
+    expect(r.safety_backup?.id).toBeDefined();
+    expect(await items('keeper')).toEqual(['first', 'second']);
+    const db = await call<{ last_backup: { id: string; verified: boolean } | null }>(agent, 'get_database', { name: 'notes' });
+    expect(db.last_backup?.id).toBe(r.safety_backup!.id);
+  }, 900_000);
+
+  it('restores to a point in time between two writes: the first is there, the second is not', async () => {
+    await store('keeper', 'before');
+    await new Promise((res) => setTimeout(res, 1500));
+    const between = new Date().toISOString();
+    await new Promise((res) => setTimeout(res, 1500));
+    await store('keeper', 'after');
+    expect(await items('keeper')).toEqual(['first', 'second', 'before', 'after']);
+    const r = await call<{ state: string; message: string }>(agent, 'restore_database', { name: 'notes', at: between, wait: 900 });
+    expect(r.state, r.message).toBe('done');
+    const back = await eventually('the app reads the restored rows', async () => (await items('keeper').catch(() => undefined)), 180_000);
+    expect(back).toEqual(['first', 'second', 'before']);
+  }, 1_200_000);
+});
