@@ -5,15 +5,29 @@
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL } from '../../reconciler/model.js';
+import { must, run } from '../../infra/proc.js';
+import { join } from 'node:path';
+import { clusterHistories } from '../support/histories.js';
+import { findSecret } from '../support/secret-scan.js';
 import { docker, eventually, runId } from '../support/infra.js';
 import { dbAppSource } from '../support/db-apps.js';
-import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, type Up } from '../support/mlink-up.js';
+import { call as callTool, connectAgent, removeCluster, removeHome, startUp, stopUp, type Up } from '../support/mlink-up.js';
 import { request } from 'node:http';
 import { cfg } from '../support/infra.js';
 
 const cluster = `db${runId}`.slice(0, 20);
 let up: Up;
 let agent: Client;
+/** Every tool result this test saw, for the credentials scan. */
+const toolResults: string[] = [];
+
+async function call<T = Record<string, unknown>>(client: Client, name: string, args: Record<string, unknown>): Promise<T> {
+  const t0 = Date.now();
+  const r = await callTool<T>(client, name, args);
+  if (process.env.MLINK_TEST_TIMINGS) console.log(`${name} ${JSON.stringify(args).slice(0, 80)}: ${Date.now() - t0} ms`);
+  toolResults.push(JSON.stringify(r));
+  return r;
+}
 
 /** An HTTP request through Traefik's web entrypoint to an app's host name. */
 function http(host: string, method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
@@ -41,6 +55,16 @@ async function store(app: string, body: string): Promise<void> {
 
 async function servers(name: string): Promise<Array<{ Id: string; State: string; Labels: Record<string, string> }>> {
   return docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=Database`, `${LABEL.name}=${name}`] } });
+}
+
+/** A TCP connection to `target` from inside an app's running replica (node is in its image): connected, or why not. */
+async function connectFrom(name: string, project: string, target: string): Promise<string> {
+  const [c] = await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`, `${LABEL.project}=${project}`, `${LABEL.name}=${name}`], status: ['running'] } });
+  if (!c) throw new Error(`no running replica of ${project}/${name}`);
+  const [host, port] = target.split(':');
+  const script = `const s=require('net').connect(${Number(port)},'${host}');s.on('connect',()=>{console.log('connected');process.exit(0)});s.on('error',(e)=>{console.log(e.code);process.exit(1)});setTimeout(()=>{console.log('timeout');process.exit(2)},4000)`;
+  const r = await run('docker', ['exec', c.Id, 'node', '-e', script]);
+  return r.stdout.trim() || r.stderr.trim();
 }
 
 beforeAll(async () => {
@@ -74,6 +98,22 @@ describe('a postgres database and an app bound to it', () => {
     expect((await call<{ bound_apps: string[] }>(agent, 'get_database', { name: 'notes' })).bound_apps).toEqual(['default/keeper']);
   }, 900_000);
 
+  it('lets only apps bound to it reach it: not an unbound app of the same project, nor an app of another project', async () => {
+    const db = await call<{ connect: { host: string; port: number } }>(agent, 'get_database', { name: 'notes' });
+    const target = `${db.connect.host}:${db.connect.port}`;
+    expect(db.connect.host).toMatch(/^\d+\.\d+\.\d+\.\d+$/);
+    const source = await dbAppSource('postgres');
+    for (const [name, project] of [['stranger', 'default'], ['outsider', 'other']] as const) {
+      const r = await call<{ wait?: { state: string; message: string } }>(agent, 'create_app', { name, project, source, port: 8080, wait: 600 });
+      expect(r.wait?.state, r.wait?.message).toBe('live');
+    }
+    // The bound app connects (so the probe can succeed); the others are refused by the egress rules or never routed.
+    expect(await connectFrom('keeper', 'default', target)).toBe('connected');
+    expect(await connectFrom('stranger', 'default', target)).not.toBe('connected');
+    expect(await connectFrom('outsider', 'other', target)).not.toBe('connected');
+    for (const [name, project] of [['stranger', 'default'], ['outsider', 'other']] as const) await call(agent, 'delete_app', { name, project, wait: 300 });
+  }, 1_200_000);
+
   it('keeps the rows through an update of the app', async () => {
     const r = await call<{ wait?: { state: string; message: string } }>(agent, 'update_app', { name: 'keeper', env: { GREETING: 'v2' }, wait: 300 });
     expect(r.wait?.state, r.wait?.message).toBe('live');
@@ -98,7 +138,9 @@ describe('a postgres database and an app bound to it', () => {
     const refused = await agent.callTool({ name: 'delete_database', arguments: { name: 'notes' } });
     expect(refused.isError).toBe(true);
     expect(JSON.stringify(refused.content)).toMatch(/bound to default\/keeper; remove the binding first/);
-    await call(agent, 'update_app', { name: 'keeper', databases: null, wait: 300 });
+    // Unbound, the app answers / (its /healthz needs its database).
+    const unbound = await call<{ wait?: { state: string; message: string } }>(agent, 'update_app', { name: 'keeper', databases: null, health_check: { path: '/' }, wait: 300 });
+    expect(unbound.wait?.state, unbound.wait?.message).toBe('live');
     const deleted = await call<{ commit: string; wait?: { state: string; message: string } }>(agent, 'delete_database', { name: 'notes', wait: 300 });
     expect(deleted.wait?.state, deleted.wait?.message).toBe('live');
     expect(await servers('notes')).toEqual([]);
@@ -108,7 +150,8 @@ describe('a postgres database and an app bound to it', () => {
     expect(listed.retained[0]!.size_bytes).toBeGreaterThan(1_000_000);
     const reverted = await call<{ wait?: { state: string; message: string } }>(agent, 'revert', { commit: deleted.commit, wait: 300 });
     expect(reverted.wait?.state, reverted.wait?.message).toBe('live');
-    await call(agent, 'update_app', { name: 'keeper', databases: [{ name: 'notes' }], wait: 300 });
+    const rebound = await call<{ wait?: { state: string; message: string } }>(agent, 'update_app', { name: 'keeper', databases: [{ name: 'notes' }], health_check: { path: '/healthz' }, wait: 300 });
+    expect(rebound.wait?.state, rebound.wait?.message).toBe('live');
     expect(await items('keeper')).toEqual(['first', 'second']);
   }, 900_000);
 
@@ -140,4 +183,67 @@ describe('a postgres database and an app bound to it', () => {
     const back = await eventually('the app reads the restored rows', async () => (await items('keeper').catch(() => undefined)), 180_000);
     expect(back).toEqual(['first', 'second', 'before']);
   }, 1_200_000);
+});
+
+describe.each([
+  ['redis', 'cache', 'Redis 7'],
+  ['mysql', 'shop', 'MariaDB 10.11, MySQL-compatible'],
+] as const)('%s: the same create, bind, backup and restore', (engine, name, label) => {
+  const app = `${name}-app`;
+
+  it('runs, and a bound app keeps items in it', async () => {
+    const created = await call<{ wait?: { state: string; message: string } }>(agent, 'create_database', { name, engine, wait: 900 });
+    expect(created.wait?.state, created.wait?.message).toBe('live');
+    expect((await call<{ engine: string }>(agent, 'get_database', { name })).engine).toBe(label);
+    const r = await call<{ wait?: { state: string; message: string } }>(agent, 'create_app', {
+      name: app, source: await dbAppSource(engine), port: 8080, health_check: { path: '/healthz' }, databases: [{ name }], wait: 600,
+    });
+    expect(r.wait?.state, r.wait?.message).toBe('live');
+    await store(app, 'one');
+    await store(app, 'two');
+    expect(await items(app)).toEqual(['one', 'two']);
+  }, 1_500_000);
+
+  it('backs up (proven by a drill), and a restore brings back what was deleted', async () => {
+    const b = await call<{ state: string; message: string; backup?: { verified: boolean; drill?: { keys?: number; rows?: number } } }>(agent, 'backup_database', { name, wait: 600 });
+    expect(b.state, b.message).toBe('done');
+    expect(b.backup?.verified).toBe(true);
+    if (engine === 'redis') expect(b.backup?.drill?.keys).toBe(1);
+    else expect(b.backup?.drill?.rows).toBe(2);
+    expect((await http(`${app}.default.localhost`, 'DELETE', '/items')).status).toBe(200);
+    expect(await items(app)).toEqual([]);
+    const r = await call<{ state: string; message: string }>(agent, 'restore_database', { name, wait: 600 });
+    expect(r.state, r.message).toBe('done');
+    const back = await eventually('the app reads the restored items', async () => {
+      const got = await items(app).catch(() => undefined);
+      return got?.length ? got : undefined;
+    }, 120_000);
+    expect(back).toEqual(['one', 'two']);
+  }, 900_000);
+});
+
+describe('credentials', () => {
+  it('are in no git object, tool result, log line, note or workflow history: only in the containers they go to', async () => {
+    const { loadClusterKey, decryptSecret } = await import('../../reconciler/state/secrets.js');
+    const { credentialsPath } = await import('../../reconciler/layout.js');
+    const identity = (await loadClusterKey(join(up.home, 'keys'))).identity;
+    const passwords: string[] = [];
+    for (const name of ['notes', 'cache', 'shop']) {
+      const armored = await must('git', ['--git-dir', up.repo, 'show', `main:${credentialsPath('default', name)}`]);
+      passwords.push((JSON.parse(await decryptSecret(armored, identity)) as { password: string }).password);
+    }
+    expect(passwords.every((p) => p.length >= 16)).toBe(true);
+    // every object of the state repo (manifests, encrypted credentials, commits, notes)
+    const objects = await must('sh', ['-c', `git --git-dir '${up.repo}' cat-file --batch-all-objects --batch`], {});
+    const histories = await clusterHistories(cluster, { all: true });
+    expect(histories.some((h) => h.workflowId.startsWith(`mlink-backup-${cluster}-`))).toBe(true);
+    const places: Record<string, string> = { 'git objects': objects, 'tool results': toolResults.join('\n'), 'mlink up logs': up.output() };
+    for (const p of passwords) {
+      for (const [where, text] of Object.entries(places)) expect(text.includes(p), `a password in ${where}`).toBe(false);
+      expect(histories.flatMap((h) => findSecret(h.history, p).map((at) => `${h.workflowId} ${at}`))).toEqual([]);
+    }
+    // ...and the bound app has it: the scan looks where a password would be
+    const [replica] = await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`, `${LABEL.name}=keeper`], status: ['running'] } });
+    expect(await must('docker', ['exec', replica!.Id, 'env'])).toContain(passwords[0]);
+  }, 120_000);
 });

@@ -17,13 +17,19 @@ function children(history: unknown): Array<{ workflowId: string; runId: string }
   });
 }
 
-/** Every run of the cluster's reconcile workflow and, through their histories, of every child workflow they started. */
-export async function clusterHistories(cluster: string): Promise<Stored[]> {
+/**
+ * Every run of the cluster's workflows (the reconcile loop, and its backups and restores
+ * with `all`) and, through their histories, of every child workflow they started.
+ */
+export async function clusterHistories(cluster: string, opts: { all?: boolean } = {}): Promise<Stored[]> {
   const connection = await Connection.connect({ address: temporalAddress(cfg) });
   try {
     const client = new Client({ connection, namespace: cfg.temporal.namespace });
     const queue: Array<{ workflowId: string; runId: string }> = [];
-    for await (const w of client.workflow.list({ query: `WorkflowId STARTS_WITH '${reconcileWorkflowId(cluster)}'` })) queue.push({ workflowId: w.workflowId, runId: w.runId });
+    const prefixes = [reconcileWorkflowId(cluster), ...(opts.all ? [`mlink-backup-${cluster}-`, `mlink-restore-${cluster}-`] : [])];
+    for (const prefix of prefixes) {
+      for await (const w of client.workflow.list({ query: `WorkflowId STARTS_WITH '${prefix}'` })) queue.push({ workflowId: w.workflowId, runId: w.runId });
+    }
     const seen = new Set<string>();
     const out: Stored[] = [];
     while (queue.length) {
