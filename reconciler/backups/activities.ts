@@ -102,7 +102,15 @@ export function createBackupActivities(deps: BackupDeps) {
 
     /** Restores the backup into a throwaway sandboxed server and checks it; the result goes into its meta.json. */
     async drillBackup(input: { project: string; name: string; id: string }): Promise<BackupSummary> {
-      const s = await server(input.project, input.name);
+      // The drill needs the engine's image on the database's host, not its server running; a
+      // restore that replaced the server gives it back to the reconciler, which makes it again.
+      let s = await findServer(hosts, cluster, input.project, input.name);
+      for (let i = 0; !s && i < 120; i++) {
+        heartbeat('waiting for the database server to be made again');
+        await new Promise((r) => setTimeout(r, 1000));
+        s = await findServer(hosts, cluster, input.project, input.name);
+      }
+      if (!s) final('BackupFailed', `database ${input.project}/${input.name} has no server on any runtime host to take its engine's image from`);
       const beat = setInterval(() => heartbeat('drill'), 5000);
       try {
         const result = await drill(s.host.docker, {

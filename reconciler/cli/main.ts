@@ -13,6 +13,7 @@ const commands: Record<string, Command> = {
   review: { summary: 'list, show, approve or reject agents\' proposals', load: () => import('./review.js') },
   status: { summary: 'a table of apps: phase, URL, running commit, last error', load: () => import('./status.js') },
   logs: { summary: 'an app\'s build log or container output; -f follows', load: () => import('./logs.js') },
+  db: { summary: 'databases: list, backup, backups, verify, restore, url, purge', load: () => import('./db.js') },
   token: { summary: 'add, list or revoke agent tokens for `mlink serve`', load: () => import('./token.js') },
   prune: { summary: 'remove what a cluster whose control plane is gone left on this host (--cluster NAME)', load: () => import('./prune.js') },
 };

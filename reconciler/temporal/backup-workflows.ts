@@ -23,6 +23,11 @@ export async function backupWorkflow(input: BackupInput): Promise<BackupSummary>
   return proven;
 }
 
+/** A backup's restore drill again (a file that may have been damaged since, a check after a move): its meta.json gets the new result. */
+export async function verifyBackupWorkflow(input: { cluster: string; project: string; name: string; id: string }): Promise<BackupSummary> {
+  return backups.drillBackup({ project: input.project, name: input.name, id: input.id });
+}
+
 export interface RestoreInput {
   cluster: string; project: string; name: string; backup?: string; at?: string; into: string;
   /** `into` is a database made for this restore: wait for its server, and there is nothing of it to back up first. */
@@ -36,5 +41,7 @@ export async function restoreWorkflow(input: RestoreInput): Promise<RestoreOutco
   const safety = input.fresh ? undefined : await backups.backupDatabase({ project: input.project, name: input.into, reason: `safety backup before restoring into ${input.project}/${input.into}` });
   const r = await backups.restoreDatabase({ project: input.project, name: input.name, into: input.into, ...(input.backup ? { backup: input.backup } : {}), ...(input.at ? { at: input.at } : {}) });
   await getExternalWorkflowHandle(reconcileWorkflowId(input.cluster)).signal(reconcile, { reason: `restore of ${input.project}/${input.into} done` }).catch(() => undefined);
-  return { restored: r.restored, ...(safety ? { safety } : {}), ms: r.ms };
+  // The safety backup is proven like any other, once the restore no longer waits for it.
+  const proven = safety ? await backups.drillBackup({ project: input.project, name: input.into, id: safety.id }) : undefined;
+  return { restored: r.restored, ...(proven ? { safety: proven } : {}), ms: r.ms };
 }

@@ -63,6 +63,12 @@ export class ReconcilerClient {
     return workflowId;
   }
 
+  async startVerify(project: string, name: string, id: string): Promise<string> {
+    const workflowId = `mlink-verify-${this.cluster}-${project}-${name}-${id}-${Date.now()}`;
+    await this.client.workflow.start('verifyBackupWorkflow', { workflowId, taskQueue: taskQueue(this.cluster), args: [{ cluster: this.cluster, project, name, id }] });
+    return workflowId;
+  }
+
   /** A backup or restore workflow's outcome, waiting at most `timeoutMs`: done with its result, failed with why, or still running. */
   async outcome<T extends BackupSummary | RestoreOutcome>(workflowId: string, timeoutMs: number): Promise<{ state: 'done'; result: T } | { state: 'failed'; message: string } | { state: 'running' }> {
     const handle = this.client.workflow.getHandle(workflowId);

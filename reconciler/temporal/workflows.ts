@@ -15,7 +15,7 @@ import type { Action, Plan, ResourcePlan } from '../plan/plan.js';
 import type { ResourceStatus, StatusRecord } from '../status/record.js';
 import type { Activities, PassPlan } from './activities.js';
 
-export { backupWorkflow, restoreWorkflow } from './backup-workflows.js';
+export { backupWorkflow, restoreWorkflow, verifyBackupWorkflow } from './backup-workflows.js';
 
 export interface Trigger { reason: string }
 export interface ReconcileInput { cluster: string; drainMs?: number; pending?: Trigger; lastRecorded?: string; state?: ReconcileState }

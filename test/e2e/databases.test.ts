@@ -6,12 +6,13 @@ import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LABEL } from '../../reconciler/model.js';
 import { must, run } from '../../infra/proc.js';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clusterHistories } from '../support/histories.js';
 import { findSecret } from '../support/secret-scan.js';
 import { docker, eventually, runId } from '../support/infra.js';
 import { dbAppSource } from '../support/db-apps.js';
-import { call as callTool, connectAgent, removeCluster, removeHome, startUp, stopUp, type Up } from '../support/mlink-up.js';
+import { call as callTool, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
 import { request } from 'node:http';
 import { cfg } from '../support/infra.js';
 
@@ -171,6 +172,27 @@ describe('a postgres database and an app bound to it', () => {
     expect(db.last_backup?.id).toBe(r.safety_backup!.id);
   }, 900_000);
 
+  it('reports a backup damaged since as failing its drill, and never restores it by default', async () => {
+    // the backup taken, and the safety backup the restore took: both proven by their drills
+    const listed = await call<{ backups: Array<{ id: string; verified: boolean | null }>; restore_default: string }>(agent, 'list_backups', { name: 'notes' });
+    const [newest, older] = listed.backups;
+    expect(listed.backups.map((b) => b.verified)).toEqual([true, true]);
+    expect(listed.restore_default).toBe(newest!.id);
+    const file = join(up.home, 'backups', 'default', 'notes', newest!.id, 'dump.age');
+    const bytes = readFileSync(file);
+    const at = Math.floor(bytes.length / 2);
+    bytes[at] = bytes[at]! ^ 0xff;
+    writeFileSync(file, bytes);
+    const verify = await run('node', ['bin/mlink.js', 'db', 'verify', 'notes', newest!.id], { env: upEnv(up.home) });
+    expect(verify.code).toBe(1);
+    expect(verify.stdout).toMatch(new RegExp(`backup ${newest!.id}: drill failed: .*ChecksumMismatch|damaged`));
+    const after = await call<{ backups: Array<{ id: string; verified: boolean | null }>; restore_default: string }>(agent, 'list_backups', { name: 'notes' });
+    expect(after.backups.find((b) => b.id === newest!.id)?.verified).toBe(false);
+    expect(after.restore_default).toBe(older!.id);
+    const table = await must('node', ['bin/mlink.js', 'db', 'backups', 'notes'], { env: upEnv(up.home) });
+    expect(table).toMatch(new RegExp(`${newest!.id}\\s+\\S+\\s+\\d+\\s+failed`));
+  }, 300_000);
+
   it('restores to a point in time between two writes: the first is there, the second is not', async () => {
     await store('keeper', 'before');
     await new Promise((res) => setTimeout(res, 1500));
@@ -246,4 +268,28 @@ describe('credentials', () => {
     const [replica] = await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`, `${LABEL.name}=keeper`], status: ['running'] } });
     expect(await must('docker', ['exec', replica!.Id, 'env'])).toContain(passwords[0]);
   }, 120_000);
+});
+
+describe('mlink db', () => {
+  it('lists databases, prints an operator\'s URL, and purges retained data only when told to', async () => {
+    const list = await must('node', ['bin/mlink.js', 'db', 'list'], { env: upEnv(up.home) });
+    expect(list).toMatch(/^default\/notes\s+postgres\s+Running\s+local/m);
+    const url = await must('node', ['bin/mlink.js', 'db', 'url', 'notes'], { env: upEnv(up.home) });
+    expect(url).toMatch(/^postgres:\/\/u_[a-z0-9]+:[A-Za-z0-9]{32}@\d+\.\d+\.\d+\.\d+:5432\/app /);
+    const created = await call<{ wait?: { state: string } }>(agent, 'create_database', { name: 'scratch', engine: 'redis', wait: 300 });
+    expect(created.wait?.state).toBe('live');
+    const refused = await run('node', ['bin/mlink.js', 'db', 'purge', 'scratch', '--yes'], { env: upEnv(up.home) });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/is in git; delete it first/);
+    await call(agent, 'delete_database', { name: 'scratch', wait: 300 });
+    const volumes = async (): Promise<string[]> => (await docker.listVolumes({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.name}=scratch`] } })).Volumes?.map((v) => v.Name) ?? [];
+    expect(await volumes()).toHaveLength(1);
+    const asked = await run('node', ['bin/mlink.js', 'db', 'purge', 'scratch'], { env: upEnv(up.home), input: 'no\n' });
+    expect(asked.stdout).toContain('nothing removed');
+    expect(await volumes()).toHaveLength(1);
+    const purged = await must('node', ['bin/mlink.js', 'db', 'purge', 'scratch'], { env: upEnv(up.home), input: 'scratch\n' });
+    expect(purged).toMatch(/^purged mlink-\S+-db-default-scratch-data on local/);
+    expect(await volumes()).toEqual([]);
+    expect((await call<{ retained: Array<{ name: string }> }>(agent, 'list_databases', {})).retained.map((r) => r.name)).not.toContain('scratch');
+  }, 300_000);
 });
