@@ -49,7 +49,7 @@ export function registerDatabaseTools(server: McpServer, domain: Domain): void {
   if (mayWrite(domain)) {
     const runOutput = {
       state: z.enum(['done', 'failed', 'running']), workflow: z.string().describe('the Temporal workflow that runs it'), message: z.string(),
-      backup: z.record(z.string(), z.unknown()).optional(), restored: z.string().optional(), safety_backup: z.record(z.string(), z.unknown()).optional(),
+      backup: z.record(z.string(), z.unknown()).optional(), restored: z.string().optional(), restore_ms: z.number().optional(), safety_backup: z.record(z.string(), z.unknown()).optional(),
       created: z.record(z.string(), z.unknown()).optional().describe('the database this restore created (into a new name)'),
     };
     const waitFor = z.number().int().min(1).max(3600).optional().describe('seconds to wait for it to finish (default 600); it goes on after the call returns');

@@ -33,7 +33,7 @@ export function createBackupService(client: ReconcilerClient, root: string): Bac
       if (o.state === 'failed') return { state: 'failed', workflow, message: o.message };
       const r = o.result;
       return {
-        state: 'done', workflow, restored: r.restored, ...(r.safety ? { safety_backup: r.safety as unknown as BackupInfo } : {}),
+        state: 'done', workflow, restored: r.restored, restore_ms: r.ms, ...(r.safety ? { safety_backup: r.safety as unknown as BackupInfo } : {}),
         message: `restored ${r.restored} in ${(r.ms / 1000).toFixed(1)} s${r.safety ? `; the data it replaced is in safety backup ${r.safety.id}` : ''}`,
       };
     },

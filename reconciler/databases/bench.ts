@@ -20,12 +20,17 @@ export async function bareRunToFirstQuery(docker: Docker, o: {
   name: string; image: string; credentials: Credentials; network: string; labels: Record<string, string>; runtime?: string; timeoutMs?: number;
   /** A named volume for the data, as `docker run -v NAME:/var/lib/mlink/data` (runsc's default --overlay2=root:self keeps a container's own root filesystem writes in a gVisor memory filesystem backed by one host file: without a volume the bare server is fast and not durable). Removed afterwards. */
   volume?: string;
+  /** The same limits ml.ink's server gets, for a like-with-like comparison. */
+  resources?: { cpu: number; memoryMb: number; pids: number };
 }): Promise<{ ms: number }> {
   const t0 = Date.now();
   const c = await docker.createContainer({
     name: o.name, Image: o.image, Labels: o.labels,
     Env: Object.entries(serverEnv(o.credentials)).map(([k, v]) => `${k}=${v}`),
-    HostConfig: { NetworkMode: o.network, ...(o.runtime ? { Runtime: o.runtime } : {}), ...(o.volume ? { Binds: [`${o.volume}:${ENGINES[o.credentials.engine].dataDir}`] } : {}) },
+    HostConfig: {
+      NetworkMode: o.network, ...(o.runtime ? { Runtime: o.runtime } : {}), ...(o.volume ? { Binds: [`${o.volume}:${ENGINES[o.credentials.engine].dataDir}`] } : {}),
+      ...(o.resources ? { NanoCpus: Math.round(o.resources.cpu * 1e9), Memory: o.resources.memoryMb * 1024 * 1024, PidsLimit: o.resources.pids } : {}),
+    },
   });
   try {
     await c.start();

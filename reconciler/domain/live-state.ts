@@ -49,6 +49,8 @@ export interface OperationRun {
   message: string;
   backup?: BackupInfo;
   restored?: string;
+  /** How long the restore itself took (not its safety backup or drills). */
+  restore_ms?: number;
   safety_backup?: BackupInfo;
 }
 

@@ -225,7 +225,7 @@ export async function waitForChange(store: StateStore, live: LiveStateProvider, 
       const lines = pending.map(([o, s]) => `${label(o)} still pending: ${o.reason}${statusLine(s)}`);
       return done('timeout', `${opts.signal?.aborted ? 'the wait was cancelled' : `the wait ran out after ${Math.round((Date.now() - t0) / 1000)} s`}${hint}; get_app shows how it goes on:\n${lines.join('\n')}`, outcomes, commit);
     }
-    await sleep(Math.min(opts.pollMs ?? 500, Math.max(0, opts.timeoutMs - (Date.now() - t0))), opts.signal);
+    await sleep(Math.min(opts.pollMs ?? 250, Math.max(0, opts.timeoutMs - (Date.now() - t0))), opts.signal);
   }
 }
 

@@ -86,7 +86,11 @@ describe('a postgres database and an app bound to it', () => {
   it('runs the database, and the app keeps rows in it through a real client library', async () => {
     const created = await call<{ wait?: { state: string; message: string } }>(agent, 'create_database', { name: 'notes', engine: 'postgres', wait: 600 });
     expect(created.wait?.state, created.wait?.message).toBe('live');
-    const db = await call<{ engine: string; connect: { host: string; port: number }; live: { phase?: string; database?: { host?: string } } }>(agent, 'get_database', { name: 'notes' });
+    // Running once Docker's own health check (an interval after the start) agrees
+    const db = await eventually('get_database says Running', async () => {
+      const d = await call<{ engine: string; connect: { host: string; port: number }; live: { phase?: string; database?: { host?: string } } }>(agent, 'get_database', { name: 'notes' });
+      return d.live.phase === 'Running' ? d : undefined;
+    }, 10_000);
     expect(db).toMatchObject({ engine: 'PostgreSQL 15', connect: { port: 5432 }, live: { phase: 'Running', database: { host: 'local' } } });
     const app = await call<{ wait?: { state: string; message: string } }>(agent, 'create_app', {
       name: 'keeper', source: await dbAppSource('postgres'), port: 8080, health_check: { path: '/healthz' },

@@ -27,12 +27,12 @@ const range = (s: Schema | undefined): [number | undefined, number | undefined] 
 };
 const sub = (s: Schema): Record<string, Schema> => (s.anyOf?.find((a) => a.type !== 'null') ?? s).properties!;
 
-const WRITES = new Set(['create_app', 'update_app', 'delete_app', 'create_database', 'update_database', 'delete_database', 'revert', 'sync']);
-const DESTRUCTIVE = new Set(['update_app', 'delete_app', 'delete_database', 'revert']);
+const WRITES = new Set(['create_app', 'update_app', 'delete_app', 'create_database', 'update_database', 'delete_database', 'backup_database', 'restore_database', 'revert', 'sync']);
+const DESTRUCTIVE = new Set(['update_app', 'delete_app', 'delete_database', 'restore_database', 'revert']);
 
 describe('tools/list', () => {
   it('gives every tool a title and all five annotations, matching what it does', () => {
-    expect(tools).toHaveLength(17);
+    expect(tools).toHaveLength(20);
     for (const tool of tools) {
       expect(tool.title, tool.name).toMatch(/^[A-Z]/);
       expect(tool.annotations, tool.name).toEqual({
