@@ -102,7 +102,7 @@ async function routeSwitches(): Promise<number[]> {
     for (let i = 1; i <= 10; i++) {
       const server = `http://10.255.0.${i}:8080`;
       const t0 = performance.now();
-      await writeRouteFile(local, edge, file, router, renderRoute({ cluster: 'bench', project: 'bench', name: 'switch', specHash: 'b'.repeat(64), router, domains: ['switch.bench.localhost'], servers: [server] }), [server]);
+      await writeRouteFile(local, edge, file, router, renderRoute({ cluster: 'bench', project: 'bench', name: 'switch', specHash: 'b'.repeat(64), router, domains: ['switch.bench.localhost'], servers: [server], access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: false } }), [server]);
       out.push(performance.now() - t0);
       await new Promise((r) => setTimeout(r, 200));
     }

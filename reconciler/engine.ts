@@ -32,6 +32,8 @@ export interface EngineOptions {
   routesDir: string;
   traefikApi: string;
   webPort: number;
+  /** The local edge's websecure entrypoint (loopback). */
+  httpsPort: number;
   /** Seconds between drift checks. */
   driftSeconds: number;
   drainMs?: number;
@@ -56,7 +58,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const store = StateStore.open(opts.repoDir);
   const config = await readClusterConfig(await store.view());
   const cluster = config.metadata.name;
-  const edge: Edge = { routesDir: opts.routesDir, api: opts.traefikApi };
+  const edge: Edge = { routesDir: opts.routesDir, api: opts.traefikApi, address: '127.0.0.1', httpsPort: opts.httpsPort };
   const hosts = await clusterHosts(await store.view(), edge);
   const local = hosts.get(hosts.names().find((n) => hosts.entry(n).address === 'local') ?? 'local');
   const docker = local.docker;
@@ -88,6 +90,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         deps: {
           cluster, store, hosts, log, backupsRoot, holdsDir,
           identity: async () => (await loadClusterKey(opts.keysDir)).identity,
+          names: { issuers: { keysDir: opts.keysDir }, stateDir: dataDir().names },
           ...(builder ? { builder } : {}),
         },
       });
@@ -131,7 +134,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     if (runsWorker) tend();
     stops.push(() => hosts.close());
     const liveState = createLiveState({
-      cluster, store, hosts, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
+      cluster, store, hosts, webPort: opts.webPort, httpsPort: opts.httpsPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
       sync: () => trigger('sync'),
       backups: createBackupService(client, backupsRoot),
       ...(opts.build ? { builds: new BuildRecords(opts.build.buildsDir) } : {}),

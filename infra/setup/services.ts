@@ -28,6 +28,11 @@ export function traefikStaticConfig(cfg: InfraConfig): string {
     'entryPoints:',
     `  web:`,
     `    address: "${cfg.traefik.host}:${cfg.traefik.webPort}"`,
+    // HTTPS for every app host name; the certificates are files beside the routes (edge/app-tls.ts).
+    `  websecure:`,
+    `    address: "${cfg.traefik.host}:${cfg.traefik.websecurePort}"`,
+    '    http:',
+    '      tls: {}',
     `  traefik:`,
     `    address: "${cfg.traefik.host}:${cfg.traefik.apiPort}"`,
     'ping:',
@@ -130,7 +135,7 @@ export function traefikStep(): Step {
         fingerprint: createHash('sha256').update(config).digest('hex'), // a changed config restarts Traefik once
         ready: () => traefikReady(cfg),
       },
-      where: `web on ${cfg.traefik.host}:${cfg.traefik.webPort}, routes from ${cfg.traefik.routesDir}`,
+      where: `web on ${cfg.traefik.host}:${cfg.traefik.webPort}, websecure on ${cfg.traefik.websecurePort}, routes from ${cfg.traefik.routesDir}`,
     };
   });
 }

@@ -61,6 +61,7 @@ export async function run(argv: string[]): Promise<number> {
       routesDir: cfg.traefik.routesDir,
       traefikApi: `http://${cfg.traefik.host}:${cfg.traefik.apiPort}`,
       webPort: cfg.traefik.webPort,
+      httpsPort: cfg.traefik.websecurePort,
       build: { sourcesDir: dirs.sources, buildsDir: dirs.builds },
     });
     const gitServer = await startGitHttpServer({ root: dirs.sources, port: gitPort, log });

@@ -1,7 +1,15 @@
 // edge: one Traefik file-provider file per app. Rendering and reading are pure; the
 // file's header comments carry the labels, so observe can tell ml.ink's files (and
-// which cluster, app and spec they belong to) from anyone else's.
-import type { LiveRoute } from '../model.js';
+// which cluster, app and spec they belong to) from anyone else's. The routers (HTTPS on
+// websecure, HTTP that redirects, both behind the app's allow-list) come from
+// tls-config.ts; the certificate is a file of its own (app-tls.ts), so a renewal never
+// rewrites the route and rewriting the route (say, to a waker) never touches the certificate.
+import { stringify } from 'yaml';
+import type { AppAccess, LiveRoute } from '../model.js';
+import { edgeTlsConfig } from './tls-config.js';
+
+/** An app's access settings on one edge: the HTTPS port goes into the redirect (omitted for 443). */
+export interface RouteAccess extends AppAccess { httpsPort?: number }
 
 export interface RouteSpec {
   cluster: string;
@@ -11,10 +19,17 @@ export interface RouteSpec {
   router: string;
   domains: string[];
   servers: string[];
+  access: RouteAccess;
+}
+
+/** The access settings as one header value, so diff can tell a route written with other settings. */
+export function accessDigest(a: AppAccess): string {
+  return `allow=${a.allowCidrs.join(',')};redirect=${a.redirectToHttps}`;
 }
 
 export function renderRoute(r: RouteSpec): string {
-  const rule = r.domains.map((h) => `Host(\`${h}\`)`).join(' || ');
+  const { http } = edgeTlsConfig({ router: r.router, service: r.router, hosts: r.domains, ...r.access });
+  const routers = stringify({ routers: http.routers, middlewares: http.middlewares }, { lineWidth: 0 }).trimEnd().split('\n').map((l) => `  ${l}`);
   return [
     '# Written by ml.ink; edits are overwritten by the next reconcile.',
     '# ink.ml.managed-by: mlink',
@@ -22,12 +37,9 @@ export function renderRoute(r: RouteSpec): string {
     `# ink.ml.project: ${r.project}`,
     `# ink.ml.name: ${r.name}`,
     `# ink.ml.spec-hash: ${r.specHash}`,
+    `# ink.ml.access: ${accessDigest(r.access)}`,
     'http:',
-    '  routers:',
-    `    ${r.router}:`,
-    `      rule: ${JSON.stringify(rule)}`,
-    `      service: ${r.router}`,
-    '      entryPoints: [web]',
+    ...routers,
     '  services:',
     `    ${r.router}:`,
     '      loadBalancer:',
@@ -54,8 +66,9 @@ export function readRoute(file: string, text: string, cluster: string, host: str
   // YAML parser: a pass reads one file per app. An edited or broken file reads as having
   // other hosts or servers than wanted, and diff rewrites it.
   const quoted = (q: string): string => { try { return JSON.parse(q) as string; } catch { return ''; } };
-  const rule = /^ {6}rule: (".*")$/m.exec(text)?.[1];
-  const domains = rule ? [...quoted(rule).matchAll(/Host\(`([^`]+)`\)/g)].map((m) => m[1]!) : [];
+  const rule = /^ {6}rule: (.*)$/m.exec(text)?.[1];
+  const domains = rule ? [...rule.matchAll(/Host\(`([^`]+)`\)/g)].map((m) => m[1]!) : [];
   const servers = [...text.matchAll(/^ {10}- url: (".*")$/gm)].map((m) => quoted(m[1]!));
-  return { file, host, key: { kind: 'App', project, name }, specHash, domains, servers };
+  const access = /^# ink\.ml\.access: (.+)$/m.exec(text)?.[1];
+  return { file, host, key: { kind: 'App', project, name }, specHash, domains, servers, ...(access ? { access } : {}) };
 }

@@ -26,6 +26,8 @@ import { activeHolds } from '../backups/holds.js';
 import type { Builder } from '../image-builds/builder.js';
 import { ensurePulled } from '../image-builds/docker-steps.js';
 import { bindingEnv, checkCredentials, type Credentials } from '../databases/credentials.js';
+import { createNamesActivities } from '../names/activities.js';
+import type { IssuerDeps } from '../tls/issuers.js';
 
 export type PassPlan =
   | { commit: null }
@@ -44,6 +46,8 @@ export interface ActivityDeps {
   /** The control plane's backup store and holds (dataDir().backups, .holds). */
   backupsRoot: string;
   holdsDir: string;
+  /** Certificates (the CA's keys, ACME) and where DNS ownership is kept (names/activities.ts). */
+  names: { issuers: IssuerDeps; stateDir: string };
 }
 
 function stalled(e: unknown): never {
@@ -55,6 +59,7 @@ function stalled(e: unknown): never {
 
 export function createActivities(deps: ActivityDeps) {
   const { hosts, cluster, log } = deps;
+  const { appCertificate, ...names } = createNamesActivities({ ...deps, ...deps.names });
 
   async function secretsFor(commit: string, app: DesiredApp): Promise<Record<string, string>> {
     if (!app.secretEnv.length && !app.databases.length) return {};
@@ -128,14 +133,19 @@ export function createActivities(deps: ActivityDeps) {
     }));
   }
 
-  async function writeRoute(a: ActionOf<'writeRoute'>, known: Map<string, string>): Promise<void> {
+  async function writeRoute(a: ActionOf<'writeRoute'>, known: Map<string, string>, commit: string): Promise<void> {
     const network = networkName(cluster, a.app.project);
     const host = hosts.get(a.host);
     const edge = hosts.edge(a.host);
     if (!edge) throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `host ${a.host} has no edge (not a runtime host)` });
     const servers = (await addresses(a.containers.map((container) => ({ host: a.host, container })), a.app.project, known)).map((ip) => `http://${ip}:${a.app.port}`);
     if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} on ${a.host} has no address on ${network}`);
-    const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, domains: a.app.domains, servers });
+    // The certificate first: once the route is live, HTTPS must already meet it.
+    await appCertificate(a.host, { ...a.app, domains: a.app.domains }, commit);
+    const content = renderRoute({
+      cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, domains: a.app.domains, servers,
+      access: { ...a.app.access, ...(edge.httpsPort ? { httpsPort: edge.httpsPort } : {}) },
+    });
     await writeRouteFile(host, edge, a.file, a.router, content, servers, () => heartbeat());
   }
 
@@ -150,6 +160,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createBuildActivities(deps.builder),
     ...createBackupActivities(deps),
+    ...names,
 
     /**
      * One pass's plan: the newest commit on main, its desired state (or why it cannot be
@@ -181,7 +192,7 @@ export function createActivities(deps: ActivityDeps) {
         for (const a of input.actions) {
           if (a.type === 'startReplica') known.set(at(a.host, a.container), (await startReplica({ action: a, commit: input.commit })).ip);
           else if (a.type === 'waitHealthy') await waitHealthy(a, known);
-          else if (a.type === 'writeRoute') await writeRoute(a, known);
+          else if (a.type === 'writeRoute') await writeRoute(a, known, input.commit);
           else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
         }
       } finally {

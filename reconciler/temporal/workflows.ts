@@ -55,6 +55,7 @@ async function run(action: Action, commit: string, notes: string[] = []): Promis
     case 'removeEgress': return io.removeEgress(action);
     case 'startDatabase': notes.push((await databases.startDatabase({ action, commit })).note); return;
     case 'waitDatabase': return databases.waitDatabase({ action, commit });
+    case 'ensureNames': notes.push(...(await io.ensureNames({ action, commit })).notes); return;
   }
 }
 
@@ -227,6 +228,16 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
       await run(a, commit);
     } catch (err) {
       resources.push({ kind: 'Cluster', project: '-', name: a.type, change: 'remove', result: 'failed', phase: 'PruneFailed', message: failureMessage(err).message });
+    }
+  }
+  if (p.names) {
+    // Last: certificates and records follow where the resources now run.
+    const notes: string[] = [];
+    try {
+      await run(p.names, commit, notes);
+      if (notes.length) resources.push({ kind: 'Cluster', project: '-', name: 'names', change: 'update', result: 'ok', message: notes.join('; ') });
+    } catch (err) {
+      resources.push({ kind: 'Cluster', project: '-', name: 'names', change: 'update', result: 'failed', phase: 'ApplyFailed', message: failureMessage(err).message });
     }
   }
   for (const s of p.stalled) {

@@ -1,0 +1,110 @@
+// Apps' names as Temporal activities: certificates on the edges and A records in the
+// customer's zone. writeRoute asks for an app's certificate on an edge before its route
+// goes live (so the first HTTPS request already meets it); every pass ends with
+// ensureNames, which renews what is due, removes what no app wants any more and brings
+// the DNS records to where the apps run. Each step checks before it acts.
+import { ApplicationFailure } from '@temporalio/activity';
+import { isIP } from 'node:net';
+import { syncAppRecords } from '../dns/app-records.js';
+import { ensureCertificate, observeCertificates, removeCertificate, type CertificateOutcome } from '../edge/app-tls.js';
+import type { HostPool } from '../hosts/pool.js';
+import { readClusterConfig } from '../layout.js';
+import { keyOf, type ResourceKey } from '../model.js';
+import type { ActionOf } from '../plan/actions.js';
+import { compileNames, TSIG_SECRET_PATH, type NamesConfig } from '../source/names.js';
+import { decryptSecret } from '../state/secrets.js';
+import type { StateStore } from '../state/store.js';
+import { issuerFor, type IssuerDeps } from '../tls/issuers.js';
+import type { Logger } from '../util/log.js';
+
+export interface NamesDeps {
+  cluster: string;
+  store: StateStore;
+  hosts: HostPool;
+  identity: () => Promise<string>;
+  log: Logger;
+  /** The root key and certificate, and ACME when configured (tls/issuers.ts). */
+  issuers: IssuerDeps;
+  /** Where the DNS records this cluster owns, and their state, are kept (<data dir>/names). */
+  stateDir: string;
+}
+
+export function createNamesActivities(deps: NamesDeps) {
+  const { hosts, cluster, log } = deps;
+  const configs = new Map<string, NamesConfig>();
+
+  /** mlink.yaml's names settings at `commit` (a commit never changes, so once per commit). */
+  async function configAt(commit: string): Promise<NamesConfig> {
+    const hit = configs.get(commit);
+    if (hit) return hit;
+    const view = await deps.store.view(commit);
+    const config = await compileNames(view, await readClusterConfig(view));
+    if (configs.size > 32) configs.clear();
+    configs.set(commit, config);
+    return config;
+  }
+
+  /** The address clients reach a host's edge at, for its A records. */
+  function addressOf(hostName: string): string | undefined {
+    const edge = hosts.edge(hostName);
+    const entry = hosts.entry(hostName);
+    const address = edge?.address ?? (entry.address === 'local' ? undefined : entry.address);
+    return address && isIP(address) === 4 ? address : undefined;
+  }
+
+  async function certificate(hostName: string, app: ResourceKey & { domains: string[] }, config: NamesConfig): Promise<CertificateOutcome> {
+    const edge = hosts.edge(hostName);
+    if (!edge) throw new Error(`host ${hostName} has no edge (not a runtime host)`);
+    const out = await ensureCertificate(hosts.get(hostName), edge, cluster, app, issuerFor(config.issuer, deps.issuers));
+    if (out.issued) log.info('certificate issued', { app: keyOf(app), host: hostName, issuer: out.certificate.issuer, notAfter: out.certificate.notAfter, reason: out.reason });
+    return out;
+  }
+
+  return {
+    /** An app's certificate on one edge, for writeRoute (not an activity of its own): issued when missing or due, else left as it is. */
+    async appCertificate(hostName: string, app: ResourceKey & { domains: string[] }, commit: string): Promise<CertificateOutcome> {
+      return certificate(hostName, app, await configAt(commit));
+    },
+
+    async ensureNames(input: { action: ActionOf<'ensureNames'>; commit: string }): Promise<{ notes: string[] }> {
+      const { config, apps, held } = input.action;
+      const notes: string[] = [];
+      const problems: string[] = [];
+      const heldKeys = new Set(held.map(keyOf));
+      for (const { host, edge } of hosts.runtime()) {
+        if (!edge) continue;
+        const here = apps.filter((a) => a.hosts.includes(host.name));
+        for (const app of here) {
+          try {
+            const out = await certificate(host.name, app, config);
+            if (out.issued) notes.push(`certificate for ${app.domains.join(', ')} on ${host.name} issued by ${out.certificate.issuer} (${out.reason}), valid until ${out.certificate.notAfter}`);
+          } catch (e) {
+            problems.push(`${keyOf(app)}: certificate on ${host.name} not issued: ${(e as Error).message}`);
+          }
+        }
+        for (const c of await observeCertificates(host, edge, cluster)) {
+          if (here.some((a) => keyOf(a) === keyOf(c.key)) || heldKeys.has(keyOf(c.key))) continue;
+          await removeCertificate(host, edge, c.file);
+          notes.push(`certificate of ${keyOf(c.key)} removed from ${host.name}`);
+          log.info('certificate removed', { app: keyOf(c.key), host: host.name, file: c.file });
+        }
+      }
+      if (config.dns) {
+        const d = config.dns;
+        const armored = await (await deps.store.view(input.commit)).readText(TSIG_SECRET_PATH);
+        if (armored === null) throw ApplicationFailure.create({ type: 'StalledError', nonRetryable: true, message: `${TSIG_SECRET_PATH} is missing at ${input.commit.slice(0, 12)}; run \`mlink dns configure\`` });
+        const secret = (await decryptSecret(armored, await deps.identity())).trim();
+        const { result } = await syncAppRecords({
+          dir: deps.stateDir, cluster, server: { host: d.server, port: d.port }, zone: d.zone, ttl: d.ttl,
+          tsig: { name: d.tsig.name, algorithm: d.tsig.algorithm, secret }, apps, held, addressOf,
+        });
+        for (const a of result.applied) notes.push(`DNS ${a.name} ${a.action}${a.addresses.length ? ` (A ${a.addresses.join(', ')})` : ''}`);
+        for (const r of result.refused) notes.push(`DNS ${r.name} left alone: ${r.reason}`);
+        for (const f of result.failed) problems.push(`DNS ${f.name} on ${d.server}:${d.port}: ${f.error}`);
+      }
+      // The next pass tries again; retrying within this one would hold the pass up.
+      if (problems.length) throw ApplicationFailure.create({ type: 'NamesFailed', nonRetryable: true, message: [...problems, ...notes].join('; ') });
+      return { notes };
+    },
+  };
+}
