@@ -15,6 +15,7 @@ import type { Logger } from './util/log.js';
 import { Builder } from './image-builds/builder.js';
 import type { Edge } from './edge/traefik.js';
 import { dataDir } from './util/paths.js';
+import { startAcme } from './names/acme.js';
 import { backupSchedules } from './backups/schedule.js';
 import { createBackupService } from './backups/service.js';
 import { buildsOnCommit } from './image-builds/early.js';
@@ -84,13 +85,16 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         await b.removeLeftovers().catch((e: unknown) => log.warn('could not remove old build sandboxes', { error: e }));
         stops.push(() => b.close());
       }
+      // ACME's challenge responder lives beside the worker that orders the certificates.
+      const acme = await startAcme({ keysDir: opts.keysDir, log: log.child({ component: 'acme' }) });
+      stops.push(() => acme.close());
       worker = await startWorker({
         address: opts.temporal.address,
         namespace: opts.temporal.namespace,
         deps: {
           cluster, store, hosts, log, backupsRoot, holdsDir,
           identity: async () => (await loadClusterKey(opts.keysDir)).identity,
-          names: { issuers: { keysDir: opts.keysDir }, stateDir: dataDir().names },
+          names: { keysDir: opts.keysDir, stateDir: dataDir().names, acme },
           ...(builder ? { builder } : {}),
         },
       });

@@ -240,6 +240,11 @@ export function certFileName(cluster: string, app: { project: string; name: stri
   return `mlink-${cluster}--${app.project}--${app.name}${CERT_FILE_SUFFIX}`;
 }
 
+/** The edge's route for ACME HTTP-01 challenges (names/acme.ts); no app's route file has this shape (`--` follows the cluster in theirs). */
+export function acmeChallengeFileName(cluster: string): string {
+  return `mlink-${cluster}-acme-challenge.yaml`;
+}
+
 export function routerName(cluster: string, app: { project: string; name: string }): string {
   return `mlink-${cluster}-${app.project}-${app.name}`;
 }

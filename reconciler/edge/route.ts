@@ -55,6 +55,11 @@ function header(text: string, key: string): string | undefined {
   return m?.[1];
 }
 
+/** Whether `text` is an edge file ml.ink wrote for `cluster` (a route, a certificate, the ACME challenge route): what prune may remove. */
+export function ownedBy(text: string, cluster: string): boolean {
+  return header(text, 'ink.ml.managed-by') === 'mlink' && header(text, 'ink.ml.cluster') === cluster;
+}
+
 /** Reads a route file written by renderRoute for `cluster` on `host`'s edge; undefined for anything else. */
 export function readRoute(file: string, text: string, cluster: string, host: string): LiveRoute | undefined {
   if (header(text, 'ink.ml.managed-by') !== 'mlink' || header(text, 'ink.ml.cluster') !== cluster) return undefined;

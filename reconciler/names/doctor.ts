@@ -18,7 +18,8 @@ import type { DataDir } from '../util/paths.js';
 
 function getDirectory(url: string, ca?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { agent: new Agent({ ...(ca ? { ca } : {}) }), timeout: 3000 }, (res) => {
+    // ACME servers refuse requests without a User-Agent (RFC 8555 6.1).
+    const req = request(url, { agent: new Agent({ ...(ca ? { ca } : {}) }), timeout: 3000, headers: { 'user-agent': 'mlink-doctor' } }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}`))));
     });

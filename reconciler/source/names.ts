@@ -17,7 +17,7 @@ const MAX_LEAF_S = 398 * 86_400;
 
 export type IssuerConfig =
   | { kind: 'internal'; leafSeconds: number }
-  | { kind: 'acme'; directoryUrl: string; email?: string; caFile?: string };
+  | { kind: 'acme'; directoryUrl: string; email?: string; caFile?: string; /** caFile's PEM roots, read at the commit. */ caPem?: string };
 
 export interface DnsConfig {
   server: string;
@@ -56,8 +56,9 @@ export async function compileNames(view: TreeView, cluster: ClusterConfig): Prom
   } else {
     if (!tls.acme) stall('spec.tls.issuer is acme but spec.tls.acme is missing; give spec.tls.acme.directoryUrl');
     if (tls.leafLifetime) stall('spec.tls.leafLifetime applies to the internal issuer only (the ACME server decides how long its certificates last); remove it');
-    if (tls.acme.caFile && !(await view.blobOid(tls.acme.caFile))) stall(`spec.tls.acme.caFile names ${tls.acme.caFile}, which is not in the state repo; commit the PEM roots there or remove the field`);
-    issuer = { kind: 'acme', directoryUrl: tls.acme.directoryUrl, ...(tls.acme.email ? { email: tls.acme.email } : {}), ...(tls.acme.caFile ? { caFile: tls.acme.caFile } : {}) };
+    const caPem = tls.acme.caFile ? await view.readText(tls.acme.caFile) : undefined;
+    if (tls.acme.caFile && !caPem?.includes('-----BEGIN CERTIFICATE-----')) stall(`spec.tls.acme.caFile names ${tls.acme.caFile}, which is not a PEM certificate file in the state repo; commit the PEM roots there or remove the field`);
+    issuer = { kind: 'acme', directoryUrl: tls.acme.directoryUrl, ...(tls.acme.email ? { email: tls.acme.email } : {}), ...(tls.acme.caFile ? { caFile: tls.acme.caFile, caPem: caPem! } : {}) };
   }
   if (cluster.spec.access?.allowCidrs) {
     try { validateAllowCidrs(cluster.spec.access.allowCidrs, 'spec.access.allowCidrs'); } catch (e) { stall((e as Error).message); }

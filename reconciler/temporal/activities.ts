@@ -27,7 +27,7 @@ import type { Builder } from '../image-builds/builder.js';
 import { ensurePulled } from '../image-builds/docker-steps.js';
 import { bindingEnv, checkCredentials, type Credentials } from '../databases/credentials.js';
 import { createNamesActivities } from '../names/activities.js';
-import type { IssuerDeps } from '../tls/issuers.js';
+import type { AcmeService } from '../names/acme.js';
 
 export type PassPlan =
   | { commit: null }
@@ -47,7 +47,7 @@ export interface ActivityDeps {
   backupsRoot: string;
   holdsDir: string;
   /** Certificates (the CA's keys, ACME) and where DNS ownership is kept (names/activities.ts). */
-  names: { issuers: IssuerDeps; stateDir: string };
+  names: { keysDir: string; stateDir: string; acme?: AcmeService };
 }
 
 function stalled(e: unknown): never {

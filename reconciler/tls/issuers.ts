@@ -1,7 +1,7 @@
 // The issuer mlink.yaml names, as one function the edge code calls: host names in, a
 // certificate (leaf plus chain) and its key out. The internal CA signs on the control
 // plane with the root key from the data dir; ACME orders from the directory, answering
-// HTTP-01 through the edges (tls/acme.ts, names/acme-responder.ts).
+// HTTP-01 through the edges (tls/acme.ts, names/acme.ts).
 import type { IssuedCertificate, Issue } from '../edge/app-tls.js';
 import type { IssuerConfig } from '../source/names.js';
 import { issueLeaf } from './ca.js';
@@ -10,7 +10,7 @@ import { loadClusterCa } from './ca-store.js';
 export interface IssuerDeps {
   /** The data dir's keys folder: the root key and certificate (ca-store.ts). */
   keysDir: string;
-  /** ACME, when mlink.yaml chooses it (names/acme.ts). */
+  /** ACME, when mlink.yaml chooses it and this worker runs beside the edge (names/acme.ts). */
   acme?: (config: Extract<IssuerConfig, { kind: 'acme' }>, names: string[]) => Promise<IssuedCertificate>;
 }
 
@@ -28,7 +28,7 @@ export function issuerFor(config: IssuerConfig, deps: IssuerDeps): Issue {
       throw new Error(`internal CA: cannot load the root from ${deps.keysDir} (${(e as Error).message}); run \`mlink init\`, which makes it`, { cause: e });
     }
     const leaf = await issueLeaf(ca, names, { days: config.leafSeconds / 86_400 });
-    // The edge serves the leaf and the root, so a client that was handed the root alone can build the chain either way.
+    // The root signs leaves directly: the leaf is the whole chain a client needs beside the root it trusts.
     return { chainPem: leaf.certPem, keyPem: leaf.keyPem };
   };
 }

@@ -94,7 +94,7 @@ describe('records apps want', () => {
 });
 
 describe('mlink.yaml tls and dns', () => {
-  const view = (files: Record<string, string> = {}): TreeView => ({ blobOid: async (p: string) => (p in files ? 'oid-' + p : null) } as unknown as TreeView);
+  const view = (files: Record<string, string> = {}): TreeView => ({ blobOid: async (p: string) => (p in files ? 'oid-' + p : null), readText: async (p: string) => files[p] ?? null } as unknown as TreeView);
   const cluster = (spec: Partial<ClusterConfig['spec']>): ClusterConfig => ({ apiVersion: 'mlink.ink/v1', kind: 'Cluster', metadata: { name: 'c1' }, spec: { baseDomain: 'localhost', hosts: [], secrets: { recipients: [] }, ...spec } });
 
   it('reads lifetimes from 60 s to 398 days', () => {
@@ -112,7 +112,7 @@ describe('mlink.yaml tls and dns', () => {
     await expect(compileNames(view(), cluster({ tls: { issuer: 'acme', acme: { directoryUrl: 'https://ca.test/dir' }, leafLifetime: '1d' } }))).rejects.toThrow(/spec\.tls\.leafLifetime applies to the internal issuer only/);
     await expect(compileNames(view(), cluster({ tls: { acme: { directoryUrl: 'https://ca.test/dir' } } }))).rejects.toThrow(/spec\.tls\.acme is set but spec\.tls\.issuer is internal/);
     await expect(compileNames(view(), cluster({ tls: { issuer: 'acme' } }))).rejects.toThrow(/spec\.tls\.acme is missing/);
-    await expect(compileNames(view(), cluster({ tls: { issuer: 'acme', acme: { directoryUrl: 'https://ca.test/dir', caFile: 'tls/acme-roots.pem' } } }))).rejects.toThrow(/caFile names tls\/acme-roots\.pem, which is not in the state repo/);
+    await expect(compileNames(view(), cluster({ tls: { issuer: 'acme', acme: { directoryUrl: 'https://ca.test/dir', caFile: 'tls/acme-roots.pem' } } }))).rejects.toThrow(/caFile names tls\/acme-roots\.pem, which is not a PEM certificate file in the state repo/);
     await expect(compileNames(view(), cluster({ access: { allowCidrs: ['10.0.0.0/40'] } }))).rejects.toThrow(/spec\.access\.allowCidrs\[0\]: "10\.0\.0\.0\/40" is not an IP network/);
     await expect(compileNames(view(), cluster({ dns: { server: '127.0.0.1', zone: 'internal.test', tsigKey: { name: 'k' } } }))).rejects.toThrow(/the TSIG key's secret dns\/tsig\.age is missing; run `mlink dns configure`/);
   });
