@@ -125,6 +125,17 @@ describe('private names end to end', () => {
     await legacyUntouched();
   }, 120_000);
 
+  it('serves HTTPS out of the box: an app with no domains of its own, at <name>.<project>.localhost, under the same root', async () => {
+    await call(agent, 'create_app', { name: 'hello', source: { image }, port: 8080, env: { GREETING: 'hello' }, wait: 60 });
+    const r = await httpsGet({ host: 'hello.default.localhost', port, ca: root });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatch(/^hello from /);
+    // outside the zone: no record, and get_app says so
+    const got = await call<{ live: { dns?: Array<{ state: string; reason?: string }> } }>(agent, 'get_app', { name: 'hello' });
+    expect(got.live.dns).toEqual([expect.objectContaining({ state: 'skipped', reason: 'not inside the zone internal.test that mlink.yaml spec.dns manages' })]);
+    await call(agent, 'delete_app', { name: 'hello', wait: 60 });
+  }, 120_000);
+
   it('refuses to take over a name that was in the zone before: the record stays and get_app says why', async () => {
     await call(agent, 'create_app', { name: 'squatter', source: { image }, port: 8080, domains: [legacy], wait: 60 });
     const got = await eventually('refusal recorded', async () => {
