@@ -254,7 +254,7 @@ describe('mlink up, end to end', () => {
     const list = await appContainers('slow');
     expect(list.map((c) => c.Labels[LABEL.replica]).sort()).toEqual(['0', '1']);
     expect(list.every((c) => c.State === 'running')).toBe(true);
-    expect(routeFiles()).toEqual([`mlink-${cluster}--default--slow.yaml`]);
+    expect(routeFiles()).toEqual([`mlink-${cluster}--default--slow.tls.yaml`, `mlink-${cluster}--default--slow.yaml`]); // its certificate and its route
   }, 120_000);
 
   it('records the status of every applied commit as a git note', async () => {
