@@ -185,6 +185,8 @@ export interface LiveCertificate {
   key: ResourceKey;
   dnsNames: string[];
   issuer: string;
+  /** Which of mlink.yaml's issuers made it (internal, acme). */
+  issuedBy?: string;
   serial: string;
   notBefore: string;
   notAfter: string;

@@ -14,7 +14,14 @@ export interface NamedApp extends ResourceKey { domains: string[]; hosts: string
 
 export type RecordState = 'synced' | 'refused' | 'failed' | 'skipped';
 export interface RecordStatus { name: string; resource: string; addresses: string[]; state: RecordState; reason?: string; at: string }
-export interface RecordsFile { zone: string; server: string; owned: string[]; records: RecordStatus[] }
+export interface RecordsFile {
+  zone: string; server: string; owned: string[]; records: RecordStatus[];
+  /** What the last full sync wanted, and when it ran: an unchanged want is not asked of the server again for a while. */
+  wanted?: string; syncedAt?: string;
+}
+
+/** How long an unchanged, fully synced set of records goes without a look at the server (drift in the zone is healed after this). */
+export const RESYNC_MS = 60_000;
 
 const norm = (n: string): string => n.toLowerCase().replace(/\.$/, '');
 
@@ -79,6 +86,12 @@ export async function syncAppRecords(req: AppRecordsRequest): Promise<{ result: 
   const { records, skipped } = desiredRecords(req.apps, req.zone, req.addressOf);
   const heldIds = new Set(req.held.map((h) => `${h.kind}/${h.project}/${h.name}`));
   const kept = (previous?.records ?? []).filter((r) => heldIds.has(r.resource) && previous!.owned.includes(r.name));
+  const wanted = JSON.stringify([req.server, req.ttl, records, kept.map((k) => k.name), skipped.map((x) => [x.name, x.reason])]);
+  // Every pass asks for this; two signed queries per name each time would make every pass pay for every name.
+  const settled = previous?.wanted === wanted && previous.records.every((r) => r.state === 'synced' || r.state === 'skipped');
+  if (settled && Date.now() - Date.parse(previous.syncedAt ?? '') < RESYNC_MS) {
+    return { result: { applied: [], unchanged: records.map((r) => r.name), refused: [], failed: [], owned: previous.owned }, records: previous.records };
+  }
   const result = await syncRecords({
     server: req.server, zone: req.zone, tsig: req.tsig, owner: req.cluster,
     desired: records.map((r) => ({ ...r, ttl: req.ttl })).filter((r) => !kept.some((k) => k.name === r.name)),
@@ -97,7 +110,7 @@ export async function syncAppRecords(req: AppRecordsRequest): Promise<{ result: 
   ].sort((a, b) => a.name.localeCompare(b.name));
   await writeRecordsFile(req.dir, req.cluster, {
     zone: req.zone, server: `${req.server.host}:${req.server.port ?? 53}`,
-    owned: [...new Set([...result.owned, ...kept.map((k) => k.name)])].sort(), records: status,
+    owned: [...new Set([...result.owned, ...kept.map((k) => k.name)])].sort(), records: status, wanted, syncedAt: at,
   });
   return { result, records: status };
 }

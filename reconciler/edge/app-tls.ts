@@ -16,12 +16,13 @@ export interface IssuedCertificate { chainPem: string; keyPem: string }
 /** Makes a certificate for host names (tls/issuers.ts). */
 export type Issue = (dnsNames: string[]) => Promise<IssuedCertificate>;
 
-export function renderCertFile(r: { cluster: string; project: string; name: string; cert: IssuedCertificate }): string {
+export function renderCertFile(r: { cluster: string; project: string; name: string; cert: IssuedCertificate; issuer: string }): string {
   return [
     '# Written by ml.ink; edits are overwritten by the next reconcile.',
     '# ink.ml.managed-by: mlink',
     `# ink.ml.cluster: ${r.cluster}`,
     `# ink.ml.certificate-for: ${r.project}/${r.name}`,
+    `# ink.ml.issuer: ${r.issuer}`,
     stringify({ tls: { certificates: [{ certFile: r.cert.chainPem, keyFile: r.cert.keyPem }] } }, { lineWidth: 0 }),
   ].join('\n');
 }
@@ -35,8 +36,9 @@ export function readCertFile(file: string, text: string, cluster: string, host: 
   try {
     const doc = parse(text) as { tls?: { certificates?: Array<{ certFile?: string }> } };
     const info = parseCertificate(doc.tls?.certificates?.[0]?.certFile ?? '');
+    const by = head('ink.ml.issuer');
     return {
-      file, host, key: { kind: 'App', project, name }, dnsNames: info.dnsNames, issuer: info.issuer, serial: info.serial,
+      file, host, key: { kind: 'App', project, name }, dnsNames: info.dnsNames, issuer: info.issuer, serial: info.serial, ...(by ? { issuedBy: by } : {}),
       notBefore: info.notBefore.toISOString(), notAfter: info.notAfter.toISOString(),
     };
   } catch {
@@ -45,10 +47,10 @@ export function readCertFile(file: string, text: string, cluster: string, host: 
 }
 
 /** This cluster's certificate files on one edge. */
-export async function observeCertificates(host: Host, edge: Edge, cluster: string): Promise<LiveCertificate[]> {
+export async function observeCertificates(host: Host, edge: Edge, cluster: string, only: (file: string) => boolean = () => true): Promise<LiveCertificate[]> {
   const prefix = `mlink-${cluster}--`;
   const out: LiveCertificate[] = [];
-  for (const f of (await host.files.list(edge.routesDir)).filter((f) => f.startsWith(prefix) && f.endsWith(CERT_FILE_SUFFIX)).sort()) {
+  for (const f of (await host.files.list(edge.routesDir)).filter((f) => f.startsWith(prefix) && f.endsWith(CERT_FILE_SUFFIX) && only(f)).sort()) {
     const c = readCertFile(f, (await host.files.read(join(edge.routesDir, f))) ?? '', cluster, host.name);
     if (c) out.push(c);
   }
@@ -62,7 +64,7 @@ export interface CertificateOutcome { file: string; issued: boolean; reason: str
  * renewal (2/3 of its life, cert-info.ts); issues and writes a new one when it is.
  * Idempotent: a retry finds the file it wrote and keeps it.
  */
-export async function ensureCertificate(host: Host, edge: Edge, cluster: string, app: ResourceKey & { domains: string[] }, issue: Issue, now = new Date()): Promise<CertificateOutcome> {
+export async function ensureCertificate(host: Host, edge: Edge, cluster: string, app: ResourceKey & { domains: string[] }, issuer: { kind: string; issue: Issue }, now = new Date()): Promise<CertificateOutcome> {
   const file = certFileName(cluster, app);
   const path = join(edge.routesDir, file);
   const text = await host.files.read(path);
@@ -71,12 +73,14 @@ export async function ensureCertificate(host: Host, edge: Edge, cluster: string,
     ? needsRenewal({ notBefore: new Date(current.notBefore), notAfter: new Date(current.notAfter), dnsNames: current.dnsNames }, now, app.domains)
     : { renew: true, reason: text ? 'the file there is not a certificate ml.ink can read' : 'none yet' };
   const extra = current && current.dnsNames.length !== new Set(app.domains).size;
-  if (current && !decision.renew && !extra) return { file, issued: false, reason: decision.reason, certificate: current };
-  const cert = await issue(app.domains);
-  const content = renderCertFile({ cluster, project: app.project, name: app.name, cert });
+  const otherIssuer = current && current.issuedBy !== issuer.kind;
+  if (current && !decision.renew && !extra && !otherIssuer) return { file, issued: false, reason: decision.reason, certificate: current };
+  const cert = await issuer.issue(app.domains);
+  const content = renderCertFile({ cluster, project: app.project, name: app.name, cert, issuer: issuer.kind });
   // The key is in it: readable by the edge (root) only.
   await host.files.write(path, content, { mode: 0o600 });
-  return { file, issued: true, reason: extra && !decision.renew ? 'covers host names the app no longer has' : decision.reason, certificate: readCertFile(file, content, cluster, host.name)! };
+  const reason = decision.renew ? decision.reason : extra ? 'covers host names the app no longer has' : `issued by ${current?.issuedBy ?? 'another issuer'}; mlink.yaml now names ${issuer.kind}`;
+  return { file, issued: true, reason, certificate: readCertFile(file, content, cluster, host.name)! };
 }
 
 export async function removeCertificate(host: Host, edge: Edge, file: string): Promise<void> {

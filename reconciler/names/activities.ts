@@ -16,9 +16,10 @@ import { decryptSecret } from '../state/secrets.js';
 import type { StateStore } from '../state/store.js';
 import { issuerFor, type IssuerDeps } from '../tls/issuers.js';
 import { writeRouteFile, removeRouteFile } from '../edge/traefik.js';
-import { acmeChallengeFileName } from '../layout.js';
+import { acmeChallengeFileName, certFileName } from '../layout.js';
 import { challengeRouter, renderChallengeRoute, type AcmeService } from './acme.js';
 import { join } from 'node:path';
+import { RENEW_AT_FRACTION } from '../tls/cert-info.js';
 import type { Logger } from '../util/log.js';
 
 export interface NamesDeps {
@@ -62,11 +63,21 @@ export function createNamesActivities(deps: NamesDeps) {
     return address && isIP(address) === 4 ? address : undefined;
   }
 
+  /** Certificates seen good lately, by edge and app: not read again until due or a minute has passed (a pass would read every app's file). */
+  const seen = new Map<string, { names: string; issuer: string; renewAt: number; at: number; out: CertificateOutcome }>();
+
   async function certificate(hostName: string, app: ResourceKey & { domains: string[] }, config: NamesConfig): Promise<CertificateOutcome> {
     const edge = hosts.edge(hostName);
     if (!edge) throw new Error(`host ${hostName} has no edge (not a runtime host)`);
-    const out = await ensureCertificate(hosts.get(hostName), edge, cluster, app, issuerFor(config.issuer, issuers));
+    const id = `${hostName}/${keyOf(app)}`;
+    const names = app.domains.join(',');
+    const now = Date.now();
+    const hit = seen.get(id);
+    if (hit && hit.names === names && hit.issuer === config.issuer.kind && now < hit.renewAt && now - hit.at < 60_000) return { ...hit.out, issued: false };
+    const out = await ensureCertificate(hosts.get(hostName), edge, cluster, app, { kind: config.issuer.kind, issue: issuerFor(config.issuer, issuers) });
     if (out.issued) log.info('certificate issued', { app: keyOf(app), host: hostName, issuer: out.certificate.issuer, notAfter: out.certificate.notAfter, reason: out.reason });
+    const from = Date.parse(out.certificate.notBefore);
+    seen.set(id, { names, issuer: config.issuer.kind, renewAt: from + (Date.parse(out.certificate.notAfter) - from) * RENEW_AT_FRACTION, at: now, out });
     return out;
   }
 
@@ -133,8 +144,11 @@ export function createNamesActivities(deps: NamesDeps) {
             problems.push(`${keyOf(app)}: certificate on ${host.name} not issued: ${(e as Error).message}`);
           }
         }
-        for (const c of await observeCertificates(host, edge, cluster)) {
-          if (here.some((a) => keyOf(a) === keyOf(c.key)) || heldKeys.has(keyOf(c.key))) continue;
+        // Only files no app here wants are read (to be sure they are ours) and removed.
+        const wanted = new Set(here.map((a) => certFileName(cluster, a)));
+        for (const c of await observeCertificates(host, edge, cluster, (f) => !wanted.has(f))) {
+          if (heldKeys.has(keyOf(c.key))) continue;
+          seen.delete(`${host.name}/${keyOf(c.key)}`);
           await removeCertificate(host, edge, c.file);
           notes.push(`certificate of ${keyOf(c.key)} removed from ${host.name}`);
           log.info('certificate removed', { app: keyOf(c.key), host: host.name, file: c.file });

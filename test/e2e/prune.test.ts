@@ -99,7 +99,8 @@ describe('mlink prune --cluster', () => {
     const r = await prune(['--force']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/removed 1 route file\(s\): mlink-prn\S+--default--gone\S+\.yaml/);
+    // its route and, beside it, its certificate (whose header names the cluster too)
+    expect(r.stdout).toMatch(/removed 2 route file\(s\): mlink-prn\S+--default--gone\S+\.tls\.yaml, mlink-prn\S+--default--gone\S+\.yaml/);
     expect(await mine()).toEqual({ containers: [], networks: [] });
     expect(await ownedChains(host, cluster)).toEqual([]);
     expect(await workflowStatus()).toBe('TERMINATED');

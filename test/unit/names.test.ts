@@ -49,8 +49,8 @@ describe('certificate files', () => {
   it('round-trips a leaf; ignores another cluster\'s and anything unreadable', async () => {
     const ca = await createRootCa();
     const leaf = await issueLeaf(ca, ['web.internal.test'], { days: 1 });
-    const text = renderCertFile({ cluster: 'c1', project: 'default', name: 'web', cert: { chainPem: leaf.certPem, keyPem: leaf.keyPem } });
-    expect(readCertFile('f', text, 'c1', 'local')).toMatchObject({ key: { kind: 'App', project: 'default', name: 'web' }, dnsNames: ['web.internal.test'], issuer: expect.stringContaining('ml.ink internal CA'), notAfter: leaf.notAfter.toISOString().replace(/\.\d+Z$/, '.000Z') });
+    const text = renderCertFile({ cluster: 'c1', project: 'default', name: 'web', cert: { chainPem: leaf.certPem, keyPem: leaf.keyPem }, issuer: 'internal' });
+    expect(readCertFile('f', text, 'c1', 'local')).toMatchObject({ key: { kind: 'App', project: 'default', name: 'web' }, dnsNames: ['web.internal.test'], issuer: expect.stringContaining('ml.ink internal CA'), notAfter: leaf.notAfter.toISOString().replace(/\.\d+Z$/, '.000Z'), issuedBy: 'internal' });
     expect(readCertFile('f', text, 'c2', 'local')).toBeUndefined();
     expect(readCertFile('f', text.replace(/MII[A-Za-z0-9+/]{10}/, 'xxxx'), 'c1', 'local')).toBeUndefined();
   });
@@ -59,7 +59,7 @@ describe('certificate files', () => {
     const ca = await createRootCa();
     const now = new Date('2026-12-01T00:00:00Z');
     const leaf = await issueLeaf(ca, ['web.internal.test'], { days: 60 / 86_400, now });
-    const info = readCertFile('f', renderCertFile({ cluster: 'c1', project: 'p', name: 'n', cert: { chainPem: leaf.certPem, keyPem: leaf.keyPem } }), 'c1', 'h')!;
+    const info = readCertFile('f', renderCertFile({ cluster: 'c1', project: 'p', name: 'n', cert: { chainPem: leaf.certPem, keyPem: leaf.keyPem }, issuer: 'internal' }), 'c1', 'h')!;
     expect(new Date(info.notAfter).getTime() - now.getTime()).toBe(60_000);
     expect(now.getTime() - new Date(info.notBefore).getTime()).toBe(6000);
   });
