@@ -110,6 +110,7 @@ async function main(): Promise<void> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const responderUrl = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   traefik.writeDynamic('acme.yaml', renderDynamicYaml(acmeChallengeConfig({ router: 'acme', responderUrl })));
+  await until('challenge route loaded', async () => ((await traefik.routers()).some((r) => r.name === 'acme@file') ? true : undefined), 10_000);
   const pebble = await startPebble({ dnsServer: `${bind.host}:${bind.port}`, httpPort: traefik.webPort });
   const acme: number[] = [];
   try {

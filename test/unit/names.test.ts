@@ -13,6 +13,8 @@ import { namesAction } from '../../reconciler/names/plan.js';
 import { compileNames, parseLifetime } from '../../reconciler/source/names.js';
 import type { TreeView } from '../../reconciler/state/tree.js';
 import { createRootCa, issueLeaf } from '../../reconciler/tls/ca.js';
+import { infraConfig } from '../../infra/config.js';
+import { traefikStaticConfig } from '../../infra/setup/services.js';
 
 const access = { allowCidrs: ['10.0.0.0/8', '127.0.0.1/32'], redirectToHttps: true };
 const spec = { cluster: 'c1', project: 'default', name: 'web', specHash: 'a'.repeat(64), router: 'mlink-c1-default-web', domains: ['web.internal.test'], servers: ['http://172.18.0.2:8080'] };
@@ -122,5 +124,15 @@ describe('mlink.yaml tls and dns', () => {
       issuer: { kind: 'internal', leafSeconds: 2_592_000 },
       dns: { server: '127.0.0.1', port: 53, zone: 'internal.test', ttl: 300, tsig: { name: 'k', algorithm: 'hmac-sha256' }, secretOid: 'oid-dns/tsig.age' },
     });
+  });
+});
+
+describe('the embedded default edge', () => {
+  it('has a websecure entrypoint on loopback whose routers speak TLS; another port is another config (setup fingerprints it to restart Traefik)', () => {
+    const cfg = infraConfig();
+    const doc = parse(traefikStaticConfig(cfg)) as { entryPoints: Record<string, { address: string; http?: { tls?: object } }> };
+    expect(doc.entryPoints.websecure).toEqual({ address: `127.0.0.1:${cfg.traefik.websecurePort}`, http: { tls: {} } });
+    expect(doc.entryPoints.web).toEqual({ address: `127.0.0.1:${cfg.traefik.webPort}` });
+    expect(traefikStaticConfig({ ...cfg, traefik: { ...cfg.traefik, websecurePort: 28443 } })).not.toBe(traefikStaticConfig(cfg));
   });
 });
