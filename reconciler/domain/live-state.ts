@@ -32,6 +32,8 @@ export type LiveStatus =
     replicas?: ReplicaStatus[];
     /** Runtime hosts it runs on. */
     hosts?: string[];
+    /** The edges that serve it: each runtime host's Traefik (host:port of its web entrypoint), for a front door to point at. */
+    edges?: Array<{ host: string; address: string }>;
     database?: DatabaseLive;
   };
 

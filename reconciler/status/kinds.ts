@@ -30,11 +30,17 @@ function noted(phase: string, o: Observed, parts: string[]): string {
   return phase;
 }
 
-export function appStatus(_id: ResourceId, o: Observed, ctx: { webPort: number; builds?: BuildRecords }): LiveStatus {
+export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: string) => string | undefined; builds?: BuildRecords }): LiveStatus {
   const running = o.containers.filter((c) => c.running);
   const newest = [...running].sort((a, b) => (a.commit < b.commit ? -1 : 1)).at(-1);
   const route = o.routes[0];
-  const url = route?.domains[0] ? `http://${route.domains[0]}:${ctx.webPort}/` : undefined;
+  // The edges serving it (a front door, DNS or a load balancer, points at them) and the URL through the first.
+  const edges = [...new Set(o.routes.map((r) => r.host))].sort().flatMap((host) => {
+    const address = ctx.edgeOf(host);
+    return address ? [{ host, address }] : [];
+  });
+  const port = route ? ctx.edgeOf(route.host)?.split(':').pop() : undefined;
+  const url = route?.domains[0] ? `http://${route.domains[0]}${port && port !== '80' ? `:${port}` : ''}/` : undefined;
   const parts = [
     `${running.length}/${o.containers.length} container(s) running`,
     route ? `routed at ${route.domains.join(', ')} to ${o.routes.reduce((n, r) => n + r.servers.length, 0)} server(s)` : 'no route',
@@ -56,6 +62,7 @@ export function appStatus(_id: ResourceId, o: Observed, ctx: { webPort: number; 
     ...(url ? { url } : {}),
     ...(o.last?.at ? { updatedAt: o.last.at } : {}),
     ...(hosts.length ? { hosts } : {}),
+    ...(edges.length ? { edges } : {}),
     ...(build ? { progress: build.progress, build: { ...build } } : {}),
     replicas,
   };

@@ -13,6 +13,7 @@ import { planCommit } from '../plan-pass.js';
 import type { PlanOptions } from '../plan/plan.js';
 import { fileHistory } from '../state/history.js';
 import { MAIN, type StateStore } from '../state/store.js';
+import { REMOTE_EDGE_WEB_PORT } from '../hosts/cluster.js';
 import { appStatus, databaseStatus, volumeSizes, type Observed } from './kinds.js';
 import { latestStatus, type StatusRecord } from './record.js';
 
@@ -34,9 +35,19 @@ export interface LiveStateDeps {
 export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
   const look = (): Promise<[LiveState, StatusRecord | undefined]> => Promise.all([observe(deps.hosts.runtime(), deps.cluster), latestStatus(deps.store)]);
 
+  /** The address of a runtime host's edge (its web entrypoint): this machine's Traefik, or the edge on the host's own address. */
+  const edgeOf = (host: string): string | undefined => {
+    try {
+      const e = deps.hosts.entry(host);
+      return e.address === 'local' ? `127.0.0.1:${deps.webPort}` : `${e.address}:${REMOTE_EDGE_WEB_PORT}`;
+    } catch {
+      return undefined; // a host no longer in the cluster
+    }
+  };
+
   /** How each kind's live objects read; a new kind adds its entry (status/kinds.ts). */
   const STATUS: Record<ResourceId['kind'], (id: ResourceId, o: Observed) => Promise<LiveStatus>> = {
-    App: async (id, o) => appStatus(id, o, { webPort: deps.webPort, builds: deps.builds }),
+    App: async (id, o) => appStatus(id, o, { edgeOf, builds: deps.builds }),
     Database: async (id, o) => databaseStatus(id, o, { cluster: deps.cluster, sizes: o.volume ? await volumeSizes(deps.hosts, [o.volume]) : new Map() }),
   };
 

@@ -47,6 +47,11 @@ export interface TestHost {
 const CGROUPS = '/sys/fs/cgroup';
 const testKey: KeyPair = generateControlKey(`mlink-test-${runId}`);
 
+/** The key every test host authorizes for root: what an operator gives the control plane (its data dir's keys/ssh/id_ed25519). */
+export function testControlKey(): KeyPair {
+  return testKey;
+}
+
 const HOST_PACKAGES = ['docker.io', 'openssh-server', 'iptables', 'iproute2', 'util-linux'];
 const BARE_PACKAGES = ['openssh-server', 'iproute2'];
 
