@@ -92,11 +92,28 @@ export function databaseStatus(id: ResourceId, o: Observed, ctx: { cluster: stri
 }
 
 /** Sizes of volumes on their hosts (`<host>/<volume>` -> bytes), from Docker's disk usage. */
-export async function volumeSizes(hosts: HostPool, volumes: LiveVolume[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const host of [...new Set(volumes.map((v) => v.host))]) {
-    const df = await hosts.get(host).docker.df().catch(() => undefined) as { Volumes?: Array<{ Name: string; UsageData?: { Size?: number } }> } | undefined;
-    for (const v of df?.Volumes ?? []) if (v.UsageData?.Size !== undefined && v.UsageData.Size >= 0) out.set(`${host}/${v.Name}`, v.UsageData.Size);
-  }
-  return out;
+/**
+ * The sizes of volumes on their hosts (Docker's `system df`, which sizes every image,
+ * container and volume of a host: a second or more on a busy one). Sizes are shown, not
+ * acted on, so each host's answer is kept for `ttlMs` across calls.
+ */
+export function volumeSizer(hosts: HostPool, ttlMs = 15_000): (volumes: LiveVolume[]) => Promise<Map<string, number>> {
+  const known = new Map<string, { at: number; sizes: Promise<Map<string, number>> }>();
+  const ofHost = (host: string): Promise<Map<string, number>> => {
+    const hit = known.get(host);
+    if (hit && Date.now() - hit.at < ttlMs) return hit.sizes;
+    const sizes = (async () => {
+      const out = new Map<string, number>();
+      const df = await hosts.get(host).docker.df().catch(() => undefined) as { Volumes?: Array<{ Name: string; UsageData?: { Size?: number } }> } | undefined;
+      for (const v of df?.Volumes ?? []) if (v.UsageData?.Size !== undefined && v.UsageData.Size >= 0) out.set(`${host}/${v.Name}`, v.UsageData.Size);
+      return out;
+    })();
+    known.set(host, { at: Date.now(), sizes });
+    return sizes;
+  };
+  return async (volumes) => {
+    const out = new Map<string, number>();
+    for (const host of [...new Set(volumes.map((v) => v.host))]) for (const [k, v] of await ofHost(host)) out.set(k, v);
+    return out;
+  };
 }

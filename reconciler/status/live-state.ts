@@ -14,7 +14,7 @@ import type { PlanOptions } from '../plan/plan.js';
 import { fileHistory } from '../state/history.js';
 import { MAIN, type StateStore } from '../state/store.js';
 import { REMOTE_EDGE_WEB_PORT } from '../hosts/cluster.js';
-import { appStatus, databaseStatus, volumeSizes, type Observed } from './kinds.js';
+import { appStatus, databaseStatus, volumeSizer, type Observed } from './kinds.js';
 import { latestStatus, type StatusRecord } from './record.js';
 
 export interface LiveStateDeps {
@@ -45,10 +45,12 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
     }
   };
 
+  const volumeSizes = volumeSizer(deps.hosts);
+
   /** How each kind's live objects read; a new kind adds its entry (status/kinds.ts). */
   const STATUS: Record<ResourceId['kind'], (id: ResourceId, o: Observed) => Promise<LiveStatus>> = {
     App: async (id, o) => appStatus(id, o, { edgeOf, builds: deps.builds }),
-    Database: async (id, o) => databaseStatus(id, o, { cluster: deps.cluster, sizes: o.volume ? await volumeSizes(deps.hosts, [o.volume]) : new Map() }),
+    Database: async (id, o) => databaseStatus(id, o, { cluster: deps.cluster, sizes: o.volume ? await volumeSizes([o.volume]) : new Map() }),
   };
 
   async function statusFrom(id: ResourceId, live: LiveState, last: StatusRecord | undefined): Promise<LiveStatus> {
@@ -79,7 +81,7 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
       const live = await observe(deps.hosts.runtime(), deps.cluster);
       const gone = [];
       for (const v of live.volumes) if (!(await view.blobOid(manifestPath('Database', v.key.project, v.key.name)))) gone.push(v);
-      const sizes = await volumeSizes(deps.hosts, gone);
+      const sizes = await volumeSizes(gone);
       const head = view.commit;
       return Promise.all(gone.map(async (v) => {
         // Retained since the commit that deleted its manifest (the newest that touched the path).
