@@ -32,7 +32,7 @@ const DESTRUCTIVE = new Set(['update_app', 'delete_app', 'delete_database', 'res
 
 describe('tools/list', () => {
   it('gives every tool a title and all five annotations, matching what it does', () => {
-    expect(tools).toHaveLength(20);
+    expect(tools).toHaveLength(21);
     for (const tool of tools) {
       expect(tool.title, tool.name).toMatch(/^[A-Z]/);
       expect(tool.annotations, tool.name).toEqual({
