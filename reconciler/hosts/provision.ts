@@ -130,13 +130,13 @@ const packagesStep: StepOf<Ctx> = {
     const missing = HOST_PACKAGES.filter((p) => !before.has(p));
     c.progress(`apt-get update and install ${missing.join(' ')} from the host's Debian mirror`);
     await must(c.host, cmd.aptUpdate());
-    await must(c.host, cmd.aptInstall(missing));
+    const got = /Need to get ([\d.,]+ [kMG]?B)/.exec(await must(c.host, cmd.aptInstall(missing)))?.[1];
     const after = await installed(c);
     c.report.versions.packages = Object.fromEntries(after);
     const still = missing.filter((p) => !after.has(p));
     if (still.length) throw new Error(`apt-get install finished but ${still.join(', ')} is not installed`);
     c.report.changes.push(...missing.map((p) => `installed ${p} ${after.get(p)}`));
-    return `installed ${missing.map((p) => `${p} ${after.get(p)}`).join(', ')}`;
+    return `installed ${missing.map((p) => `${p} ${after.get(p)}`).join(', ')}${got ? ` (${got} from the mirror)` : ''}`;
   },
 };
 
