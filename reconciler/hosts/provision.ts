@@ -5,23 +5,19 @@
 // in a container). Every step checks first and does only what is missing, so a second
 // run changes nothing and takes seconds. What runs is rendered in provision-commands.ts.
 import Docker from 'dockerode';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import tar from 'tar-stream';
+import { createReadStream, statSync } from 'node:fs';
 import { infraConfig, versions, type InfraConfig } from '../../infra/config.js';
 import { runSteps, type StepOf, type StepResult } from '../../infra/setup/step.js';
-import { LABEL, MANAGED_BY } from '../model.js';
 import { demux } from '../status/app-logs.js';
 import { REMOTE_EDGE } from './cluster.js';
 import { must, type Host } from './host.js';
-import { copyImage, drainProgress, imageId } from './image-copy.js';
+import { copyImage, imageId } from './image-copy.js';
 import {
-  DAEMON_JSON, EDGE_CONTAINER, EDGE_DIR, HOST_PACKAGES, RUNSC_PATH, cmd, dockerdCommands, edgeContainer, edgeDefaultCertificate, edgeDockerfile,
-  edgeImage, edgeStaticConfig, isDebian, lddPaths, mergeDaemonJson, parseDaemonJson, parseOsRelease, parsePackages, parseSha256, renderDaemonJson, type EdgeOptions,
+  DAEMON_JSON, HOST_PACKAGES, RUNSC_PATH, cmd, dockerdCommands, isDebian, mergeDaemonJson, parseDaemonJson, parseOsRelease, parsePackages, parseSha256,
+  renderDaemonJson, type EdgeOptions,
 } from './provision-commands.js';
+import { edgeStep } from './provision-edge.js';
 
 export type HostRole = 'build' | 'runtime';
 
@@ -54,7 +50,7 @@ export interface ProvisionReport {
   ms: number;
 }
 
-interface Ctx {
+export interface ProvisionCtx {
   host: ProvisionTarget;
   opts: ProvisionOptions;
   cfg: InfraConfig;
@@ -98,7 +94,7 @@ async function eventually<T>(what: string, fn: () => Promise<T | undefined>, tim
   }
 }
 
-const systemStep: StepOf<Ctx> = {
+const systemStep: StepOf<ProvisionCtx> = {
   name: 'system',
   async done(c) {
     const os = parseOsRelease((await c.host.run(cmd.osRelease())).stdout);
@@ -113,11 +109,11 @@ const systemStep: StepOf<Ctx> = {
   async apply() { return 'checked'; },
 };
 
-async function installed(c: Ctx): Promise<Map<string, string>> {
+async function installed(c: ProvisionCtx): Promise<Map<string, string>> {
   return parsePackages((await c.host.run(cmd.packages(HOST_PACKAGES))).stdout);
 }
 
-const packagesStep: StepOf<Ctx> = {
+const packagesStep: StepOf<ProvisionCtx> = {
   name: 'packages',
   async done(c) {
     const have = await installed(c);
@@ -141,14 +137,14 @@ const packagesStep: StepOf<Ctx> = {
 };
 
 // gVisor built from its Go module prints VERSION_MISSING; the binary is this machine's, of the version setup built.
-async function runscVersion(c: Ctx): Promise<string | undefined> {
+async function runscVersion(c: ProvisionCtx): Promise<string | undefined> {
   const r = await c.host.run(cmd.runscVersion());
   if (r.code !== 0) return undefined;
   const v = r.stdout.split('\n')[0]?.replace(/^runsc version\s*/, '').trim();
   return !v || v === 'VERSION_MISSING' ? `gvisor ${versions.gvisor}` : v;
 }
 
-const runscStep: StepOf<Ctx> = {
+const runscStep: StepOf<ProvisionCtx> = {
   name: 'runsc',
   async done(c) {
     const [want, got] = await Promise.all([fileSha256(c.cfg.runsc.binary), c.host.run(cmd.sha256(RUNSC_PATH)).then((r) => parseSha256(r.stdout))]);
@@ -168,11 +164,11 @@ const runscStep: StepOf<Ctx> = {
   },
 };
 
-function wantedDaemonJson(c: Ctx, existing: Record<string, unknown>): ReturnType<typeof mergeDaemonJson> {
+function wantedDaemonJson(c: ProvisionCtx, existing: Record<string, unknown>): ReturnType<typeof mergeDaemonJson> {
   return mergeDaemonJson(existing, { runsc: { path: RUNSC_PATH, runtimeArgs: [] }, insecureRegistries: c.opts.insecureRegistries ?? [] });
 }
 
-const dockerConfigStep: StepOf<Ctx> = {
+const dockerConfigStep: StepOf<ProvisionCtx> = {
   name: 'docker config',
   async done(c) {
     const m = wantedDaemonJson(c, parseDaemonJson(c.host.name, await c.host.files.read(DAEMON_JSON)));
@@ -190,12 +186,12 @@ const dockerConfigStep: StepOf<Ctx> = {
   },
 };
 
-async function dockerAnswers(c: Ctx): Promise<boolean> {
+async function dockerAnswers(c: ProvisionCtx): Promise<boolean> {
   return c.host.docker.ping().then(() => true, () => false);
 }
 
 /** Docker answers over SSH and shows what daemon.json asks for (a reload takes a moment). */
-async function waitDocker(c: Ctx): Promise<string> {
+async function waitDocker(c: ProvisionCtx): Promise<string> {
   const regs = c.opts.insecureRegistries ?? [];
   return eventually(`host ${c.host.name}: Docker answering over SSH with the runsc runtime`, async () => {
     const info = await c.host.docker.info() as { ServerVersion: string; Runtimes?: Record<string, unknown>; RegistryConfig?: { IndexConfigs?: Record<string, { Secure: boolean }>; InsecureRegistryCIDRs?: string[] } };
@@ -206,7 +202,7 @@ async function waitDocker(c: Ctx): Promise<string> {
   }, 60_000);
 }
 
-const dockerDaemonStep: StepOf<Ctx> = {
+const dockerDaemonStep: StepOf<ProvisionCtx> = {
   name: 'docker daemon',
   async done(c) {
     if (c.facts.config || !(await dockerAnswers(c))) return undefined;
@@ -232,11 +228,11 @@ const dockerDaemonStep: StepOf<Ctx> = {
   },
 };
 
-function baseImages(c: Ctx): string[] {
+function baseImages(c: ProvisionCtx): string[] {
   return [c.cfg.images.busybox, c.cfg.images.debian];
 }
 
-const imagesStep: StepOf<Ctx> = {
+const imagesStep: StepOf<ProvisionCtx> = {
   name: 'base images',
   async done(c) {
     for (const ref of baseImages(c)) {
@@ -270,7 +266,7 @@ export async function provesGvisorOn(host: Host, image: string): Promise<string>
   }
 }
 
-const gvisorStep: StepOf<Ctx> = {
+const gvisorStep: StepOf<ProvisionCtx> = {
   name: 'gVisor',
   async done(c) {
     const line = await provesGvisorOn(c.host, c.cfg.images.busybox);
@@ -279,101 +275,8 @@ const gvisorStep: StepOf<Ctx> = {
   async apply() { return 'checked'; },
 };
 
-async function edgeAnswers(c: Ctx): Promise<boolean> {
-  const r = await c.host.request(`${REMOTE_EDGE.api}/ping`, { timeoutMs: 2000 }).catch(() => undefined);
-  return r?.status === 200;
-}
-
-/** The libraries this machine's Traefik binary loads, or none when it is static (`ldd` says "not a dynamic executable"). */
-function traefikLibs(binary: string): string[] {
-  try {
-    return lddPaths(execFileSync('ldd', [binary], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }));
-  } catch {
-    return [];
-  }
-}
-
-/** Adds a local file to a tar stream (its content, the link followed) and resolves when it is written. */
-function addFile(pack: tar.Pack, name: string, path: string, mode: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const entry = pack.entry({ name, size: statSync(path).size, mode, mtime: new Date(0) }, (err) => (err ? reject(err) : resolve()));
-    createReadStream(path).on('error', reject).pipe(entry);
-  });
-}
-
-/** The build context of the edge image: Dockerfile, static config, this machine's Traefik binary (streamed) and the libraries it loads. */
-function edgeContext(c: Ctx): NodeJS.ReadableStream {
-  const pack = tar.pack();
-  const libs = traefikLibs(c.cfg.traefik.binary);
-  pack.entry({ name: 'Dockerfile', mtime: new Date(0) }, edgeDockerfile(c.cfg.images.busybox, libs.length > 0));
-  pack.entry({ name: 'traefik.yaml', mtime: new Date(0) }, edgeStaticConfig(c.edge));
-  void (async () => {
-    for (const lib of libs) await addFile(pack, `rootfs${lib}`, lib, 0o755);
-    await addFile(pack, 'traefik', c.cfg.traefik.binary, 0o755);
-    pack.finalize();
-  })().catch((e: Error) => pack.destroy(e));
-  return pack;
-}
-
-function edgeImageOf(c: Ctx): string {
-  return edgeImage(c.edge, edgeDockerfile(c.cfg.images.busybox, traefikLibs(c.cfg.traefik.binary).length > 0));
-}
-
-async function ensureDefaultCertificate(c: Ctx): Promise<void> {
-  const dc = edgeDefaultCertificate();
-  if (!(await c.host.files.read(dc.certFile)) || !(await c.host.files.read(dc.keyFile))) {
-    const dir = mkdtempSync(join(tmpdir(), 'mlink-edge-cert-'));
-    try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-        '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '3650', '-subj', `/CN=mlink default certificate ${c.host.name}`], { stdio: 'pipe' });
-      await c.host.files.write(dc.keyFile, readFileSync(join(dir, 'key.pem'), 'utf8'), { mode: 0o600 });
-      await c.host.files.write(dc.certFile, readFileSync(join(dir, 'cert.pem'), 'utf8'));
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }
-  const file = `${c.edge.routesDir}/${dc.file}`;
-  if ((await c.host.files.read(file)) !== dc.content) await c.host.files.write(file, dc.content);
-}
-
-const edgeStep: StepOf<Ctx> = {
-  name: 'edge',
-  async done(c) {
-    const image = edgeImageOf(c);
-    const info = await c.host.docker.getContainer(EDGE_CONTAINER).inspect().catch(() => undefined);
-    if (!info || info.Config.Image !== image || !info.State.Running || !(await edgeAnswers(c))) return undefined;
-    c.report.edge = { container: EDGE_CONTAINER, image, web: c.edge.webAddress, api: REMOTE_EDGE.api };
-    c.report.versions.traefik = c.edge.version;
-    return `${EDGE_CONTAINER} (${image}) serving on ${c.edge.webAddress}, API ${REMOTE_EDGE.api}`;
-  },
-  async apply(c) {
-    const image = edgeImageOf(c);
-    await must(c.host, cmd.mkdir(c.edge.routesDir));
-    await must(c.host, cmd.mkdir(EDGE_DIR));
-    await ensureDefaultCertificate(c);
-    if (!(await imageId(c.host.docker, image))) {
-      c.progress(`building ${image} there from this machine's Traefik ${c.edge.version} on ${c.cfg.images.busybox}`);
-      const stream = await c.host.docker.buildImage(edgeContext(c), { t: image, rm: true, forcerm: true, pull: false, labels: { [LABEL.managedBy]: MANAGED_BY } } as Docker.ImageBuildOptions);
-      await drainProgress(stream, `building ${image} on host ${c.host.name}`);
-      c.report.changes.push(`built ${image}`);
-    }
-    const old = c.host.docker.getContainer(EDGE_CONTAINER);
-    if (await old.inspect().then(() => true, () => false)) await old.remove({ force: true });
-    const made = await c.host.docker.createContainer(edgeContainer(image, c.edge));
-    await made.start();
-    await eventually(`host ${c.host.name}: the edge's API answering at ${REMOTE_EDGE.api}/ping`, async () => ((await edgeAnswers(c)) ? true : undefined), 30_000).catch(async (e: Error) => {
-      const logs = demux(await made.logs({ stdout: true, stderr: true, tail: 10 }) as unknown as Buffer).trim();
-      throw new Error(`${e.message}; its log: ${logs.split('\n').slice(-5).join(' | ') || '(empty)'}`);
-    });
-    c.report.edge = { container: EDGE_CONTAINER, image, web: c.edge.webAddress, api: REMOTE_EDGE.api };
-    c.report.versions.traefik = c.edge.version;
-    c.report.changes.push(`started ${EDGE_CONTAINER} (${image})`);
-    return `started ${EDGE_CONTAINER} (${image}) on ${c.edge.webAddress}, API ${REMOTE_EDGE.api}`;
-  },
-};
-
 /** The steps for a host's roles, in order: what `provisionHost` runs. */
-export function provisionSteps(roles: HostRole[]): Array<StepOf<Ctx>> {
+export function provisionSteps(roles: HostRole[]): Array<StepOf<ProvisionCtx>> {
   return [systemStep, packagesStep, runscStep, dockerConfigStep, dockerDaemonStep, imagesStep, gvisorStep, ...(roles.includes('runtime') ? [edgeStep] : [])];
 }
 
@@ -388,7 +291,7 @@ export async function provisionHost(host: ProvisionTarget, opts: ProvisionOption
   const webPort = opts.edgeWebPort ?? 80;
   if (!Number.isInteger(webPort) || webPort < 1 || webPort > 65535) throw new Error(`edgeWebPort ${String(opts.edgeWebPort)} is not a TCP port (1 to 65535)`);
   const report: ProvisionReport = { host: host.name, roles: [...opts.roles], changes: [], versions: { os: 'unknown', packages: {} }, steps: [], ms: 0 };
-  const ctx: Ctx = {
+  const ctx: ProvisionCtx = {
     host, opts, cfg, local: opts.localDocker ?? new Docker(), facts: { systemd: false }, report,
     edge: { version: versions.traefik, webAddress: `:${webPort}`, apiAddress: new URL(REMOTE_EDGE.api).host, routesDir: REMOTE_EDGE.routesDir },
   };
