@@ -34,7 +34,7 @@ add     connects over SSH, shows the host key and pins it (or checks --host-key)
         --registry: the cluster's image registry as the host reaches it (plain HTTP).
         --yes: pin the key shown without asking (asked only on a terminal).
 list    every host: address, roles, pinned key, SSH, Docker and edge answering (with
-        latency), capacity, and what ml.ink runs there
+        latency), capacity, and what ml.ink runs there; exits 1 when one is not answering
 remove  commits the removal of hosts/NAME.yaml; refused while database data is on it.
         The reconciler moves its apps to the other runtime hosts.
 `;

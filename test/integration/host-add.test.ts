@@ -74,6 +74,24 @@ afterAll(async () => {
 });
 
 describe('mlink host add', () => {
+  it('refuses bad flags naming the flag and the fix, before it connects to anything', async () => {
+    const before = head(t.repo);
+    const cases: Array<[string[], RegExp]> = [
+      [['--roles', 'web'], /--roles: "web" is not a role; give build, runtime or build,runtime/],
+      [['--cpu', '2'], /--cpu and --memory-mb go together/],
+      [['--host-key', 'abc'], /--host-key: "abc" is not an SSH host key fingerprint/],
+      [['--label', 'Zone=x'], /hosts\/ha-bare\.yaml: .*labels/],
+      [['--port', '99999'], /--port 99999: expected a whole number from 1 to 65535/],
+    ];
+    for (const [flags, why] of cases) {
+      const r = await mlink('host', 'add', NAME, bare.address, ...flags);
+      expect(r.code, flags.join(' ')).not.toBe(0);
+      expect(r.stderr).toMatch(why);
+      expect(r.stdout).not.toContain('host key of');
+    }
+    expect(head(t.repo)).toBe(before);
+  }, 60_000);
+
   it('shows the control plane\'s public key and the line to authorize it when the host does not accept it yet; nothing is committed', async () => {
     const before = head(t.repo);
     const r = await mlink(...addArgs());
@@ -207,6 +225,8 @@ describe('mlink host add', () => {
       return k && k !== old ? k : undefined;
     }, 20_000);
     const logBefore = (await sshdLog()).length;
+    // The log shows sessions when there are some: the earlier runs' are there.
+    expect((await sshdLog()).join('\n')).toMatch(/Accepted publickey for root/);
     const r = await mlink(...addArgs());
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`host ${NAME} (${bare.address}:22): SSH host key mismatch: hosts/${NAME}.yaml pins ${old}, the server showed ${now}; refused, nothing was run there`);
