@@ -20,7 +20,7 @@ import { createLiveState } from '../../reconciler/status/live-state.js';
 import { MAIN } from '../../reconciler/state/store.js';
 import { cfg, eventually, runId, testLabel } from '../support/infra.js';
 import { call, git, head, memoryClient, structured, tempState, writer, type TempState } from '../support/state-repo.js';
-import { execIn, removeTestHosts, startTestHost, type TestHost } from '../support/test-hosts.js';
+import { execIn, loadImage, removeTestHosts, startTestHost, type TestHost } from '../support/test-hosts.js';
 
 const NAME = 'ha-bare';
 let t: TempState;
@@ -239,4 +239,31 @@ describe('mlink host add', () => {
     expect(fresh).not.toMatch(/Accepted|session opened|subsystem request/i);
     expect(head(t.repo)).toBe(before);
   }, 60_000);
+});
+
+describe('mlink host add on a host that already runs Docker', () => {
+  it('adds only what is missing: dockerd re-reads its config and what runs there keeps running', async () => {
+    const ready = await startTestHost({ name: 'ha-ready' });
+    const conn = ready.connect();
+    try {
+      const pub = readFileSync(join(t.keys, 'ssh', 'id_ed25519.pub'), 'utf8').trim();
+      await execIn(ready.containerId, ['sh', '-c', `echo '${pub}' >> ~root/.ssh/authorized_keys`]);
+      await loadImage(conn, cfg.images.busybox);
+      const running = await conn.docker.createContainer({ Image: cfg.images.busybox, Cmd: ['sleep', '600'], Labels: { [testLabel]: runId }, HostConfig: { Runtime: 'runsc' } });
+      await running.start();
+      const r = await mlink('host', 'add', 'ha-ready', ready.address, '--roles', 'runtime', '--host-key', ready.hostKey, '--registry', registry);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/packages: ok, docker\.io/);
+      expect(r.stdout).toMatch(/runsc: ok,/);
+      expect(r.stdout).toContain('docker daemon: done, dockerd re-read daemon.json (SIGHUP)');
+      expect(r.stdout).toMatch(/edge: done, started mlink-edge/);
+      const info = await running.inspect();
+      expect(info.State.Running).toBe(true);
+      expect(info.RestartCount).toBe(0);
+      expect(git(t.repo, 'log', '-1', '--format=%s')).toBe(`Add host ha-ready (runtime) at ${ready.address}\n`);
+    } finally {
+      await conn.close();
+      await ready.stop();
+    }
+  }, 180_000);
 });
