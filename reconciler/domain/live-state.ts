@@ -1,6 +1,7 @@
 // What is actually running. The reconciler plugs in a real provider; until then every
 // answer says live state is unknown, so agents are never told a desired state is live.
 import type { Kind } from '../../schemas/index.js';
+import type { HostHealth } from '../hosts/health.js';
 
 export interface ResourceId { kind: Kind; project: string; name: string }
 export interface DesiredResource extends ResourceId { revision: string }
@@ -84,6 +85,8 @@ export interface LiveStateProvider {
   retained?(): Promise<RetainedDatabase[]>;
   /** Build or runtime output of an app; absent when the reconciler is not running here. */
   logs?(id: ResourceId, req: LogsRequest): Promise<AppLogs>;
+  /** Each host the reconciler drives, with its health and what runs there; absent when the reconciler is not running here. */
+  hosts?(): Promise<HostHealth[]>;
 }
 
 export const RECONCILER_NOT_RUNNING = 'live state unknown: the reconciler is not running';

@@ -4,6 +4,7 @@
 // Plugs into the domain's LiveStateProvider, so mcp/ needs no change to show live state.
 import type { BackupService, LivePlan, LiveStateProvider, LiveStatus, ResourceId, RetainedDatabase } from '../domain/live-state.js';
 import { runtimeLogs, buildLogs } from './app-logs.js';
+import { poolHealth } from '../hosts/health.js';
 import type { HostPool } from '../hosts/pool.js';
 import type { BuildRecords } from '../image-builds/records.js';
 import { manifestPath } from '../layout.js';
@@ -75,6 +76,8 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
       const [live, last] = await look();
       return Promise.all(ids.map((id) => statusFrom(id, live, last)));
     },
+
+    hosts: () => poolHealth(deps.hosts),
 
     async retained(): Promise<RetainedDatabase[]> {
       const view = await deps.store.view(MAIN);
