@@ -92,6 +92,8 @@ export interface DesiredApp extends ResourceKey {
   databases: DesiredBinding[];
   /** Where each replica runs: placement[i] is replica i's host. */
   placement: string[];
+  /** The build host its image builds on (placement.ts buildHostFor), when built from source. */
+  buildHost?: string;
 }
 
 export interface AppAccess { allowCidrs: string[]; redirectToHttps: boolean }

@@ -7,7 +7,8 @@ import type { NamesConfig } from '../source/names.js';
 
 export type Action =
   | { type: 'ensureNetwork'; host: string; project: string; network: string; reason: string }
-  | { type: 'buildImage'; app: DesiredApp; image: string; reason: string }
+  /** `host`: the build host (empty when the cluster has none); `image` is the registry-free name (build-spec.ts). */
+  | { type: 'buildImage'; app: DesiredApp; host: string; image: string; reason: string }
   | { type: 'startReplica'; host: string; app: DesiredApp; replica: number; container: string; network: string; reason: string }
   | { type: 'waitHealthy'; app: DesiredApp; replicas: Array<{ host: string; container: string }>; reason: string }
   | { type: 'writeRoute'; host: string; app: DesiredApp; file: string; router: string; containers: string[]; reason: string }

@@ -15,6 +15,7 @@ import type { TreeView } from '../../reconciler/state/tree.js';
 import { createRootCa, issueLeaf } from '../../reconciler/tls/ca.js';
 import { infraConfig } from '../../infra/config.js';
 import { traefikStaticConfig } from '../../infra/setup/services.js';
+import { edgeStaticConfig } from '../../reconciler/hosts/provision-commands.js';
 
 const access = { allowCidrs: ['10.0.0.0/8', '127.0.0.1/32'], redirectToHttps: true };
 const spec = { cluster: 'c1', project: 'default', name: 'web', specHash: 'a'.repeat(64), router: 'mlink-c1-default-web', domains: ['web.internal.test'], servers: ['http://172.18.0.2:8080'] };
@@ -127,12 +128,14 @@ describe('mlink.yaml tls and dns', () => {
   });
 });
 
-describe('the embedded default edge', () => {
-  it('has a websecure entrypoint on loopback whose routers speak TLS; another port is another config (setup fingerprints it to restart Traefik)', () => {
+describe('edges speak HTTPS', () => {
+  it('the embedded default has a websecure entrypoint on loopback whose routers speak TLS; a host\'s own edge has it on :443', () => {
     const cfg = infraConfig();
-    const doc = parse(traefikStaticConfig(cfg)) as { entryPoints: Record<string, { address: string; http?: { tls?: object } }> };
-    expect(doc.entryPoints.websecure).toEqual({ address: `127.0.0.1:${cfg.traefik.websecurePort}`, http: { tls: {} } });
-    expect(doc.entryPoints.web).toEqual({ address: `127.0.0.1:${cfg.traefik.webPort}` });
-    expect(traefikStaticConfig({ ...cfg, traefik: { ...cfg.traefik, websecurePort: 28443 } })).not.toBe(traefikStaticConfig(cfg));
+    type Static = { entryPoints: Record<string, { address: string; http?: { tls?: object } }> };
+    const local = parse(traefikStaticConfig({ web: `127.0.0.1:${cfg.traefik.webPort}`, websecure: `127.0.0.1:${cfg.traefik.websecurePort}`, api: '127.0.0.1:18081', routesDir: '/r', writtenBy: 'test' })) as Static;
+    expect(local.entryPoints.websecure).toEqual({ address: `127.0.0.1:${cfg.traefik.websecurePort}`, http: { tls: {} } });
+    expect(local.entryPoints.web).toEqual({ address: `127.0.0.1:${cfg.traefik.webPort}` });
+    const remote = parse(edgeStaticConfig({ version: 'v3', webAddress: ':80', apiAddress: '127.0.0.1:18081', routesDir: '/var/lib/mlink/routes' })) as Static;
+    expect(remote.entryPoints.websecure).toEqual({ address: ':443', http: { tls: {} } });
   });
 });
