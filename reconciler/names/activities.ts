@@ -1,26 +1,26 @@
 // Apps' names as Temporal activities: certificates on the edges and A records in the
 // customer's zone. writeRoute asks for an app's certificate on an edge before its route
 // goes live (so the first HTTPS request already meets it); every pass ends with
-// ensureNames, which renews what is due, removes what no app wants any more and brings
-// the DNS records to where the apps run. Each step checks before it acts.
+// ensureNames, which brings the DNS records to where the apps run, keeps the ACME
+// challenge route, renews what is due and removes what no app wants any more. Each step
+// checks before it acts.
 import { ApplicationFailure } from '@temporalio/activity';
 import { isIP } from 'node:net';
+import { join } from 'node:path';
 import { syncAppRecords } from '../dns/app-records.js';
 import { ensureCertificate, observeCertificates, removeCertificate, type CertificateOutcome } from '../edge/app-tls.js';
+import { removeRouteFile, writeRouteFile } from '../edge/traefik.js';
 import type { HostPool } from '../hosts/pool.js';
-import { readClusterConfig } from '../layout.js';
+import { acmeChallengeFileName, certFileName, readClusterConfig } from '../layout.js';
 import { keyOf, type ResourceKey } from '../model.js';
 import type { ActionOf } from '../plan/actions.js';
 import { compileNames, TSIG_SECRET_PATH, type NamesConfig } from '../source/names.js';
 import { decryptSecret } from '../state/secrets.js';
 import type { StateStore } from '../state/store.js';
-import { issuerFor, type IssuerDeps } from '../tls/issuers.js';
-import { writeRouteFile, removeRouteFile } from '../edge/traefik.js';
-import { acmeChallengeFileName, certFileName } from '../layout.js';
-import { challengeRouter, renderChallengeRoute, type AcmeService } from './acme.js';
-import { join } from 'node:path';
 import { RENEW_AT_FRACTION } from '../tls/cert-info.js';
+import { issuerFor, type IssuerDeps } from '../tls/issuers.js';
 import type { Logger } from '../util/log.js';
+import { challengeRouter, renderChallengeRoute, type AcmeService } from './acme.js';
 
 export interface NamesDeps {
   cluster: string;
