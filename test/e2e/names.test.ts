@@ -11,7 +11,7 @@ import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, readFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDocument } from 'yaml';
+import { parse, parseDocument } from 'yaml';
 import { must, run } from '../../infra/proc.js';
 import { LABEL } from '../../reconciler/model.js';
 import { parseCertificate } from '../../reconciler/tls/cert-info.js';
@@ -148,8 +148,16 @@ describe('private names end to end', () => {
     await legacyUntouched();
   }, 120_000);
 
-  it('renews the certificate before it expires while a client polls, with no failed request and the same container', async () => {
+  it('renews the certificate before it expires while a client polls, with no failed request and the same container, even while main holds a commit that cannot be applied', async () => {
     const [before] = await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.name}=logistics`] } });
+    // A human pushes a broken manifest: the commit is never applied, the last good state keeps running, and so must its certificates.
+    const clone = join(work, 'broken');
+    await human(['clone', '-q', join(home, 'state'), clone], work);
+    writeFileSync(join(clone, 'apps', 'default', 'broken.yaml'), 'apiVersion: mlink.ink/v1\nkind: App\nmetadata: {name: broken, project: default}\nspec: {port: 80}\n');
+    await human(['add', '-A'], clone);
+    await human(['commit', '-qm', 'A hand-written app without a source'], clone);
+    await human(['push', '-q', 'origin', 'main'], clone);
+    const broken = (await human(['rev-parse', 'HEAD'], clone)).trim();
     const oldSerial = (await https()).serial!;
     const seen: string[] = [];
     const failures: string[] = [];
@@ -178,6 +186,13 @@ describe('private names end to end', () => {
     expect(seen.slice(seen.indexOf(newSerial)).every((s) => s === newSerial)).toBe(true);
     const [after] = await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.name}=logistics`] } });
     expect(after!.Id).toBe(before!.Id);
+    const note = await must('git', ['--git-dir', join(home, 'state'), 'notes', '--ref=mlink', 'show', broken]);
+    expect(note).toMatch(/^ml\.ink ValidationFailed /);
+    const records = note.split('\n-----\n').map((r) => parse(r.split('\n\n').slice(1).join('\n\n')) as { phase: string; resources: Array<{ name: string; result: string; message: string }> });
+    expect(records.every((r) => r.phase === 'ValidationFailed')).toBe(true);
+    expect(records.flatMap((r) => r.resources).find((x) => x.name === 'names')?.message).toMatch(/certificate for logistics\.internal\.test on local issued by .*past 2\/3 of its lifetime/);
+    await human(['revert', '--no-edit', broken], clone);
+    await human(['push', '-q', 'origin', 'main'], clone);
     process.stdout.write(`renewal under a polling client: ${seen.length} requests, ${seen.filter((s) => s === oldSerial).length} on the old leaf, 0 failed\n`);
   }, 120_000);
 
