@@ -86,7 +86,7 @@ describe('mlink up, end to end', () => {
     const listed = await call<{ apps: Array<{ name: string; live: { phase?: string } }> }>(agent, 'list_apps', {});
     expect(listed.apps).toEqual([expect.objectContaining({ name: 'web', live: expect.objectContaining({ phase: 'Running' }) })]);
     const table = await must('node', ['bin/mlink.js', 'status'], { env: upEnv(up.home) });
-    expect(table).toMatch(new RegExp(`^default/web\\s+Running\\s+https://web\\.default\\.localhost:${cfg.traefik.websecurePort}/\\s+${createCommit.slice(0, 12)}\\s+1/1 container`, 'm'));
+    expect(table).toMatch(new RegExp(`^default/web\\s+Running\\s+https://web\\.default\\.localhost:${cfg.traefik.websecurePort}/\\s+local\\s+${createCommit.slice(0, 12)}\\s+1/1 container`, 'm'));
   }, 60_000);
 
   it('updates an env value with no failed request while a client polls', async () => {
