@@ -32,6 +32,8 @@ export type LiveStatus =
     replicas?: ReplicaStatus[];
     /** Runtime hosts it runs on. */
     hosts?: string[];
+    /** A scale-to-zero app, as its hosts' wakers say: awake, waking or sleeping, since when, its last request. */
+    sleep?: { state: 'awake' | 'waking' | 'sleeping'; since: string; last_request?: string; idle_timeout_seconds: number; error?: string };
     database?: DatabaseLive;
   };
 

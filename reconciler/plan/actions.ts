@@ -7,6 +7,8 @@ export type Action =
   | { type: 'ensureNetwork'; host: string; project: string; network: string; reason: string }
   | { type: 'buildImage'; app: DesiredApp; image: string; reason: string }
   | { type: 'startReplica'; host: string; app: DesiredApp; replica: number; container: string; network: string; reason: string }
+  /** A replica of a sleeping app: made, left stopped; its host's waker starts it on the next request. */
+  | { type: 'createReplica'; host: string; app: DesiredApp; replica: number; container: string; network: string; reason: string }
   | { type: 'waitHealthy'; app: DesiredApp; replicas: Array<{ host: string; container: string }>; reason: string }
   | { type: 'writeRoute'; host: string; app: DesiredApp; file: string; router: string; containers: string[]; reason: string }
   | { type: 'drain'; ms: number; reason: string }

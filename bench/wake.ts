@@ -1,0 +1,171 @@
+// bench:wake: scale-to-zero in one run, each figure beside its reference. A sleeping
+// app's first request through Traefik -> 200 (the waker starts it: new network holder,
+// `docker start` of its gVisor container, its health check, then the request passed
+// through), beside `docker start` and `docker run` of the same image under runsc to its
+// first 200 on a published port; 100 requests at once at a sleeping app; and the host's
+// memory with N apps awake, then asleep, beside before they existed.
+//
+//   npm run bench:wake [-- --rounds 10 --apps 50]
+import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { parseArgs } from 'node:util';
+import Docker from 'dockerode';
+import { infraConfig } from '../infra/config.js';
+import { runSetup } from '../infra/setup/index.js';
+import { LocalHost } from '../reconciler/hosts/host.js';
+import { sleepNow, WAKER_CONTAINER } from '../reconciler/hosts/waker.js';
+import { LABEL } from '../reconciler/model.js';
+import { wakeId } from '../reconciler/waker/spec.js';
+import { ensureWebImage } from '../test/support/images.js';
+import { call, connectAgent, removeCluster, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
+
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '10' }, apps: { type: 'string', default: '50' } } });
+const ROUNDS = Number(values.rounds);
+const APPS = Number(values.apps);
+const cfg = infraConfig();
+const docker = new Docker();
+const host = new LocalHost();
+
+function status(port: number, hostHeader?: string, timeoutMs = 60_000): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: hostHeader ? { host: hostHeader } : {}, timeout: timeoutMs, agent: false }, (res) => {
+      res.resume().on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve(0)).on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+async function until200(port: number, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await status(port, undefined, 2000)) !== 200) {
+    if (Date.now() > deadline) throw new Error(`no 200 from port ${port} in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const ms = (x: number): string => `${x.toFixed(0).padStart(6)} ms`;
+const line = (label: string, xs: number[]): string => `${label.padEnd(52)} p50 ${ms(pct(xs, 50))}   p90 ${ms(pct(xs, 90))}   min ${ms(Math.min(...xs))}`;
+
+/** The same image, under runsc, on a published loopback port: `docker start` of a stopped container, and `docker run`. */
+async function references(image: string): Promise<{ start: number[]; run: number[] }> {
+  const opts = (i: number, port: number): Docker.ContainerCreateOptions => ({
+    name: `mlink-bench-wake-${process.pid}-${i}`, Image: image, Labels: { 'ink.ml.bench': 'wake' }, ExposedPorts: { '8080/tcp': {} },
+    HostConfig: { Runtime: 'runsc', PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] }, Memory: 256 * 1024 * 1024, CapDrop: ['ALL'] },
+  });
+  const start: number[] = [];
+  const c = await docker.createContainer(opts(0, 19180));
+  try {
+    for (let i = 0; i < ROUNDS; i++) {
+      const t0 = performance.now();
+      await c.start();
+      await until200(19180);
+      start.push(performance.now() - t0);
+      await c.stop({ t: 1 });
+    }
+  } finally {
+    await c.remove({ force: true });
+  }
+  const runs: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const t0 = performance.now();
+    const x = await docker.createContainer(opts(i + 1, 19181));
+    await x.start();
+    await until200(19181);
+    runs.push(performance.now() - t0);
+    await x.remove({ force: true });
+  }
+  return { start, run: runs };
+}
+
+async function runningOf(cluster: string, name?: string): Promise<number> {
+  return (await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`, ...(name ? [`${LABEL.name}=${name}`] : [])] } })).length;
+}
+
+async function sleepAndWait(cluster: string, name: string): Promise<void> {
+  await sleepNow(host, wakeId(cluster, { project: 'default', name }));
+  while ((await runningOf(cluster, name)) > 0) await new Promise((r) => setTimeout(r, 50));
+}
+
+/** Host memory in use (MemTotal - MemAvailable), MiB. */
+function hostMemory(): number {
+  const info = readFileSync('/proc/meminfo', 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(info)![1]);
+  return (kb('MemTotal') - kb('MemAvailable')) / 1024;
+}
+
+async function wakerMemory(): Promise<number> {
+  const s = await docker.getContainer(WAKER_CONTAINER).stats({ stream: false }) as { memory_stats: { usage?: number; stats?: { cache?: number } } };
+  return ((s.memory_stats.usage ?? 0) - (s.memory_stats.stats?.cache ?? 0)) / 1024 / 1024;
+}
+
+async function settledMemory(): Promise<number> {
+  await new Promise((r) => setTimeout(r, 3000));
+  const xs: number[] = [];
+  for (let i = 0; i < 5; i++) { xs.push(hostMemory()); await new Promise((r) => setTimeout(r, 400)); }
+  return pct(xs, 50);
+}
+
+async function main(): Promise<void> {
+  await runSetup({ cfg, skipDebian: true, out: () => undefined });
+  const image = await ensureWebImage();
+  process.stdout.write(`bench:wake (image ${image}, runtime runsc, ${ROUNDS} rounds, ${APPS} sleeping apps; other work on this host adds noise)\n\n`);
+  const ref = await references(image);
+
+  const cluster = `wake${Date.now().toString(36)}`;
+  const up = await startUp({ cluster, drift: 3600 });
+  const agent = await connectAgent(up);
+  try {
+    await call(agent, 'create_app', { name: 'w', source: { image }, port: 8080, scale_to_zero: { idle_timeout_seconds: 3600 }, wait: 120 });
+    const wakes: number[] = [];
+    for (let i = 0; i < ROUNDS; i++) {
+      await sleepAndWait(cluster, 'w');
+      const t0 = performance.now();
+      const s = await status(cfg.traefik.webPort, 'w.default.localhost');
+      if (s !== 200) throw new Error(`round ${i}: the first request after sleep got ${s}`);
+      wakes.push(performance.now() - t0);
+    }
+    process.stdout.write(`${line('docker start -> first 200 (runsc, published port)', ref.start)}\n`);
+    process.stdout.write(`${line('docker run -> first 200 (runsc, published port)', ref.run)}\n`);
+    process.stdout.write(`${line('asleep: first request via Traefik -> 200', wakes)}\n`);
+    process.stdout.write(`ratio p50 wake / docker start: ${(pct(wakes, 50) / pct(ref.start, 50)).toFixed(2)}x (goal: <= 1.2x and p50 <= 1000 ms)\n\n`);
+
+    await sleepAndWait(cluster, 'w');
+    const t0 = performance.now();
+    const answers = await Promise.all(Array.from({ length: 100 }, async () => {
+      const a = performance.now();
+      const s = await status(cfg.traefik.webPort, 'w.default.localhost');
+      return { s, ms: performance.now() - a };
+    }));
+    const served = answers.filter((a) => a.s === 200);
+    process.stdout.write(`100 concurrent at a sleeping app: served ${served.length}, failed ${100 - served.length}, p50 ${ms(pct(answers.map((a) => a.ms), 50))}, p99 ${ms(pct(answers.map((a) => a.ms), 99))}, all in ${ms(performance.now() - t0)}; containers started: ${await runningOf(cluster, 'w')} (goal: 0 failed)\n\n`);
+    await sleepAndWait(cluster, 'w');
+
+    const before = await settledMemory();
+    const wakerBefore = await wakerMemory();
+    process.stdout.write(`creating ${APPS} scale-to-zero apps...\n`);
+    for (let i = 0; i < APPS; i += 10) {
+      await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => call(agent, 'create_app', {
+        name: `s${i + j}`, source: { image }, port: 8080, resources: { cpu: 0.1, memory_mb: 64, pids: 128 }, scale_to_zero: { idle_timeout_seconds: 3600 }, wait: 300,
+      })));
+    }
+    const awake = await settledMemory();
+    const awakeRunning = await runningOf(cluster);
+    for (let i = 0; i < APPS; i += 10) await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => sleepAndWait(cluster, `s${i + j}`)));
+    const asleep = await settledMemory();
+    const wakerAfter = await wakerMemory();
+    const perApp = (x: number): string => `${((x - before) / APPS).toFixed(2)} MiB/app`;
+    process.stdout.write(`host memory in use before the ${APPS} apps:      ${before.toFixed(0)} MiB\n`);
+    process.stdout.write(`  with them awake (${awakeRunning} app containers run):  ${awake.toFixed(0)} MiB (+${(awake - before).toFixed(0)} MiB, ${perApp(awake)})\n`);
+    process.stdout.write(`  with them asleep (${await runningOf(cluster)} run):         ${asleep.toFixed(0)} MiB (${asleep - before >= 0 ? '+' : ''}${(asleep - before).toFixed(0)} MiB, ${perApp(asleep)}) (goal: <= 1 MiB/app)\n`);
+    process.stdout.write(`  the waker itself: ${wakerBefore.toFixed(1)} MiB -> ${wakerAfter.toFixed(1)} MiB (${((wakerAfter - wakerBefore) * 1024 / APPS).toFixed(0)} KiB/app)\n`);
+  } finally {
+    await agent.close().catch(() => undefined);
+    await stopUp(up);
+    await removeCluster(cluster);
+    removeHome(up);
+  }
+}
+
+await main();
