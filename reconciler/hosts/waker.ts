@@ -57,9 +57,13 @@ function bundle(): Promise<string> {
   return bundled;
 }
 
-function buildContext(program: string, node: Buffer, base: string): NodeJS.ReadableStream {
+function buildContext(program: string, node: Buffer, base: string, busybox: string): NodeJS.ReadableStream {
   const pack = tar.pack();
-  pack.entry({ name: 'Dockerfile' }, `FROM ${base}\nCOPY node /usr/local/bin/node\nCOPY main.mjs /waker/main.mjs\nCMD ["/usr/local/bin/node", "/waker/main.mjs"]\n`);
+  // busybox for `ip neigh flush` (Debian's minimal base has no iproute2).
+  pack.entry({ name: 'Dockerfile' }, [
+    `FROM ${base}`, `COPY --from=${busybox} /bin/busybox /usr/local/bin/busybox`, 'RUN ln -s busybox /usr/local/bin/ip',
+    'COPY node /usr/local/bin/node', 'COPY main.mjs /waker/main.mjs', 'CMD ["/usr/local/bin/node", "/waker/main.mjs"]', '',
+  ].join('\n'));
   pack.entry({ name: 'main.mjs' }, program);
   pack.entry({ name: 'node', mode: 0o755 }, node);
   pack.finalize();
@@ -72,7 +76,7 @@ async function ensureImage(host: Host): Promise<string> {
   const node = readFileSync(process.execPath);
   const tag = `mlink/waker:${createHash('sha256').update(program).update(node).digest('hex').slice(0, 16)}`;
   if (await host.docker.getImage(tag).inspect().then(() => true, () => false)) return tag;
-  const stream = await host.docker.buildImage(buildContext(program, node, infraConfig().images.debian) as never, { t: tag, rm: true, forcerm: true, pull: false } as never);
+  const stream = await host.docker.buildImage(buildContext(program, node, infraConfig().images.debian, infraConfig().images.busybox) as never, { t: tag, rm: true, forcerm: true, pull: false } as never);
   let failure: string | undefined;
   await new Promise<void>((resolve, reject) => {
     host.docker.modem.followProgress(stream as unknown as NodeJS.ReadableStream, (err: Error | null) => (err ? reject(err) : resolve()), (e: Record<string, unknown>) => {
@@ -109,6 +113,8 @@ async function runWaker(host: Host, edge: Edge): Promise<void> {
           NetworkMode: 'host',
           Binds: ['/var/run/docker.sock:/var/run/docker.sock', `${dir}:${dir}`],
           Memory: 128 * 1024 * 1024,
+          // Only to drop a stale neighbour entry for a woken replica's address.
+          CapAdd: ['NET_ADMIN'],
           RestartPolicy: { Name: 'always' },
           LogConfig: { Type: 'json-file', Config: { 'max-size': '5m', 'max-file': '2' } },
         },

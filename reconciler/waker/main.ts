@@ -16,7 +16,12 @@ import { parseWakeState, stateFile, type WakeSpec } from './spec.js';
 
 const dir = process.env.MLINK_WAKER_DIR ?? '/var/lib/mlink-waker';
 const [listenHost, listenPort] = (process.env.MLINK_WAKER_LISTEN ?? '127.0.0.1:18090').split(':') as [string, string];
-const docker = dockerReplicas(new DockerApi(process.env.MLINK_DOCKER_SOCKET), dir);
+
+function log(msg: string, fields: Record<string, unknown> = {}): void {
+  process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), msg, ...fields })}\n`);
+}
+
+const docker = dockerReplicas(new DockerApi(process.env.MLINK_DOCKER_SOCKET), dir, log);
 const lastState = new Map<string, string>();
 // Every change of state in the log: when an app slept, woke (and how long that took), or why it could not.
 const replicas: typeof docker = {
@@ -29,10 +34,6 @@ const replicas: typeof docker = {
 };
 const sessions = new Map<string, Session>();
 const texts = new Map<string, string>();
-
-function log(msg: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), msg, ...fields })}\n`);
-}
 
 /** Reads apps/*.json: new apps are adopted as they run, changed ones updated, removed ones forgotten. */
 async function load(): Promise<void> {

@@ -1,13 +1,15 @@
 // The waker's hands on its host: replicas started and stopped through the host's Docker
 // socket, state files written beside the specs. A replica keeps its (stopped) container
-// while it sleeps, env and all, so the waker needs no secret. Its network holder does not
-// stay: a holder serves one start only (hosts/containers.ts). So on the way to sleep the
-// holder is made anew (same name and MAC, created, not started: it costs nothing) and the
-// replica made again from its own inspect to join it (Docker pins `container:<holder>` to
-// the holder's id at create), and a wake is two starts, as a deploy's is.
+// while it sleeps, env and all, so the waker needs no secret. A deploy starts replicas
+// in a network holder's namespace (hosts/containers.ts), and a holder serves one start
+// only; so on its way to sleep a replica is made again from its own inspect, owning its
+// place on the project network with the holder's MAC (the egress rules know it by that),
+// and the holder goes. A wake is then one `docker start`, and nothing runs while it sleeps.
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { flushNeighbour } from '../hosts/commands.js';
 import type { DockerApi } from './docker-api.js';
 import type { Replicas } from './session.js';
 import { stateFile, type WakeSpec, type WakeState } from './spec.js';
@@ -30,55 +32,64 @@ export async function writeAtomic(path: string, content: string): Promise<void> 
   await rename(tmp, path);
 }
 
-export function dockerReplicas(docker: DockerApi, dir: string): Replicas {
-  const addressOf = async (holder: string, network: string): Promise<string> => {
+/** Runs a host command (the waker shares the host's network namespace); resolves with its exit code. */
+function run(argv: string[]): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
+    child.on('error', () => resolve(127)).on('close', (code) => resolve(code ?? 1));
+  });
+}
+
+export function dockerReplicas(docker: DockerApi, dir: string, log: (msg: string, fields: Record<string, unknown>) => void = () => undefined): Replicas {
+  const addressOf = async (container: string, network: string): Promise<string> => {
     for (let i = 0; i < 250; i++) {
-      const info = await docker.inspect(holder);
+      const info = await docker.inspect(container);
       const ip = info?.NetworkSettings.Networks[network]?.IPAddress;
       if (ip) return ip;
       if (!info?.State.Running) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    throw new Error(`the network holder ${holder} got no address on ${network}`);
+    throw new Error(`${container} got no address on ${network}`);
   };
-  /** A stopped holder of the spec's and the replica joined to that very holder, made if either is not. */
-  const prepare = async (r: WakeSpec['replicas'][number]): Promise<void> => {
-    let holder = await docker.inspect(r.holder.name);
-    if (!holder) {
-      await docker.create(r.holder);
-      holder = await docker.inspect(r.holder.name);
-    }
+  /** Makes the (stopped) replica again as the owner of its network namespace, unless it is already. */
+  const prepare = async (r: WakeSpec['replicas'][number], network: string): Promise<void> => {
     const c = await docker.inspect(r.container);
     if (!c) throw new Error(`replica ${r.container} is gone (a reconcile pass makes it again)`);
-    const mode = c.HostConfig.NetworkMode;
-    if (mode === `container:${holder!.Id}` || mode === `container:${r.holder.name}`) return;
-    // Hostname and domain come from the holder in its namespace: Docker refuses them beside `container:`.
+    if (c.HostConfig.NetworkMode === network) return;
+    // Hostname and domain were the holder's; Docker gives the replica its own.
     const { Hostname: _h, Domainname: _d, ...config } = c.Config;
+    const mac = (r.holder as { MacAddress?: string }).MacAddress;
     await docker.remove(r.container);
-    await docker.create({ ...config, name: r.container, HostConfig: { ...c.HostConfig, NetworkMode: `container:${r.holder.name}` } });
+    await docker.create({ ...config, ...(mac ? { MacAddress: mac } : {}), name: r.container, HostConfig: { ...c.HostConfig, NetworkMode: network } });
   };
   return {
     async start(spec) {
       return Promise.all(spec.replicas.map(async (r) => {
-        await prepare(r);
-        await docker.start(r.holder.name);
-        const ip = await addressOf(r.holder.name, spec.network);
+        const t0 = Date.now();
+        await prepare(r, spec.network);
+        const t1 = Date.now();
         await docker.start(r.container);
+        const t2 = Date.now();
+        const ip = await addressOf(r.container, spec.network);
+        // The address may have been another MAC's a moment ago: the host must not keep sending there (hosts/containers.ts says more).
+        await run(flushNeighbour(ip).argv);
+        log('replica started', { container: r.container, ip, ms: { prepare: t1 - t0, start: t2 - t1, address: Date.now() - t2 } });
         return ip;
       }));
     },
     async stop(spec) {
       await Promise.all(spec.replicas.map(async (r) => {
         await docker.stop(r.container, STOP_SECONDS);
-        // Its spent holder goes; the next wake finds a fresh one made.
         await docker.remove(r.holder.name);
-        await prepare(r);
+        await prepare(r, spec.network);
       }));
     },
     async running(spec: WakeSpec) {
       const ips = await Promise.all(spec.replicas.map(async (r) => {
+        // A replica a deploy started is in its holder's namespace; one the waker started owns its own.
         const [c, h] = await Promise.all([docker.inspect(r.container), docker.inspect(r.holder.name)]);
-        return c?.State.Running ? h?.NetworkSettings.Networks[spec.network]?.IPAddress ?? '' : '';
+        if (!c?.State.Running) return '';
+        return c.NetworkSettings.Networks[spec.network]?.IPAddress || (h?.State.Running ? h.NetworkSettings.Networks[spec.network]?.IPAddress ?? '' : '');
       }));
       return ips.filter(Boolean);
     },

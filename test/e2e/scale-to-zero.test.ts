@@ -11,6 +11,7 @@ import { request } from 'node:http';
 import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { holderName } from '../../reconciler/hosts/containers.js';
+import { replicaMac } from '../../reconciler/hosts/egress-rules.js';
 import { LABEL } from '../../reconciler/model.js';
 import { must } from '../../infra/proc.js';
 import { cfg, docker, eventually, runId } from '../support/infra.js';
@@ -123,9 +124,9 @@ describe('scale-to-zero', () => {
       const holder = await eventually(`${name}'s holder stopped`, async () => {
         const [c] = await all(name);
         const h = await docker.getContainer(holderName(c!.Names[0]!.slice(1))).inspect();
-        return c!.State !== 'running' && !h.State.Running ? h : undefined;
+        return c!.State !== 'running' && h.State.Status === 'created' ? h : undefined;
       }, 10_000);
-      expect(holder.State.Status).toBe('created');
+      expect(holder.State.Running).toBe(false);
     }
     // asleep is desired state: forced passes and the 2 s drift checks start nothing
     await call(agent, 'sync', {});
@@ -147,8 +148,12 @@ describe('scale-to-zero', () => {
     const r = await get('a');
     expect(r.status).toBe(200);
     expect(r.body).toMatch(/^a1 from /);
-    expect((await running('a')).length).toBe(1);
+    const [c] = await running('a');
     expect((await status('a')).phase).toBe('Running');
+    // it woke with its own MAC, which the egress rules know it by
+    const info = await docker.getContainer(c!.Id).inspect();
+    const mac = replicaMac(cluster, { project: 'default', name: 'a', specHash: c!.Labels[LABEL.specHash]! }, 0);
+    expect(Object.values(info.NetworkSettings.Networks).map((n) => n.MacAddress)).toEqual([mac]);
   }, 60_000);
 
   it('shows a browser the waiting page with the app\'s name, then the app', async () => {
