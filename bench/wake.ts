@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   const ref = await references(image);
 
   const cluster = `wake${Date.now().toString(36)}`;
-  const up = await startUp({ cluster, drift: 3600 });
+  const up = await startUp({ cluster, drift: 3600, args: ['--git-port', '0'] });
   const agent = await connectAgent(up);
   try {
     await call(agent, 'create_app', { name: 'w', source: { image }, port: 8080, scale_to_zero: { idle_timeout_seconds: 3600 }, wait: 120 });

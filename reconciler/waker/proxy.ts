@@ -11,7 +11,16 @@ import type { Session } from './session.js';
 import { WAKE_HEADER } from './spec.js';
 
 const RETRY_AFTER_S = 2;
-const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+/** Kept-alive connections per app, made anew after each wake (those to the replicas that slept are dead). */
+const agents = new Map<string, { generation: number; agent: Agent }>();
+function agentOf(s: Session): Agent {
+  const had = agents.get(s.spec.id);
+  if (had?.generation === s.generation) return had.agent;
+  had?.agent.destroy();
+  const agent = new Agent({ keepAlive: true, maxSockets: 256 });
+  agents.set(s.spec.id, { generation: s.generation, agent });
+  return agent;
+}
 
 export interface Sessions { get(id: string): Session | undefined; list(): Session[] }
 
@@ -39,7 +48,7 @@ function forwardHeaders(req: IncomingMessage): Record<string, string | string[]>
 
 function pass(s: Session, req: IncomingMessage, res: ServerResponse, retried = false): void {
   const target = s.target();
-  const up = request({ host: target, port: s.spec.port, method: req.method, path: req.url, headers: forwardHeaders(req), agent }, (answer) => {
+  const up = request({ host: target, port: s.spec.port, method: req.method, path: req.url, headers: forwardHeaders(req), agent: agentOf(s) }, (answer) => {
     res.writeHead(answer.statusCode ?? 502, answer.rawHeaders as unknown as Record<string, string>);
     answer.pipe(res);
   });

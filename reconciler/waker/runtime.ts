@@ -55,7 +55,8 @@ export function dockerReplicas(docker: DockerApi, dir: string, log: (msg: string
   const prepare = async (r: WakeSpec['replicas'][number], network: string): Promise<void> => {
     const c = await docker.inspect(r.container);
     if (!c) throw new Error(`replica ${r.container} is gone (a reconcile pass makes it again)`);
-    if (c.HostConfig.NetworkMode === network) return;
+    // Running already (a reconcile pass started it): never taken from under it.
+    if (c.State.Running || c.HostConfig.NetworkMode === network) return;
     // Hostname and domain were the holder's; Docker gives the replica its own.
     const { Hostname: _h, Domainname: _d, ...config } = c.Config;
     const mac = (r.holder as { MacAddress?: string }).MacAddress;
@@ -68,7 +69,7 @@ export function dockerReplicas(docker: DockerApi, dir: string, log: (msg: string
         const t0 = Date.now();
         await prepare(r, spec.network);
         const t1 = Date.now();
-        await docker.start(r.container);
+        await docker.start(r.container); // 304 when it runs already
         const t2 = Date.now();
         const ip = await addressOf(r.container, spec.network);
         // The address may have been another MAC's a moment ago: the host must not keep sending there (hosts/containers.ts says more).

@@ -28,6 +28,8 @@ export class Session {
   private lastRequest?: number;
   private savedLastRequest?: number;
   private waking?: Promise<string[]>;
+  /** Counts wakes: connections kept alive to one generation's replicas are useless to the next. */
+  generation = 0;
   private sleeping?: Promise<void>;
   state: WakeState;
 
@@ -107,7 +109,9 @@ export class Session {
     const t0 = this.now();
     await this.enter('waking');
     try {
-      const ips = await this.replicas.start(this.spec);
+      // Started by someone else meanwhile (a pass, after scale-to-zero was turned off): those are used as they are.
+      const already = await this.replicas.running(this.spec);
+      const ips = already.length === this.spec.replicas.length ? already : await this.replicas.start(this.spec);
       const deadline = t0 + this.spec.waitMs;
       await Promise.all(ips.map(async (ip) => {
         const url = `http://${ip}:${this.spec.port}${this.spec.health.path}`;
@@ -117,6 +121,7 @@ export class Session {
         }
       }));
       this.targets = ips;
+      this.generation++;
       this.lastActivity = this.now();
       await this.enter('awake');
       return ips;

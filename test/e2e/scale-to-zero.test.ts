@@ -78,7 +78,7 @@ const asleep = async (name: string): Promise<true | undefined> => ((await runnin
 
 beforeAll(async () => {
   image = await ensureWebImage();
-  up = await startUp({ cluster, drift: 2 });
+  up = await startUp({ cluster, drift: 2, args: ['--git-port', '0'] }); // other clusters on this host may hold the default
   agent = await connectAgent(up);
 }, 120_000);
 
@@ -119,14 +119,12 @@ describe('scale-to-zero', () => {
     await Promise.all(sleepers.map((name) => eventually(`${name} asleep`, () => asleep(name), 30_000)));
     expect(Date.now() - lastRequest).toBeGreaterThanOrEqual(IDLE_S * 1000);
     for (const name of sleepers) {
-      // its stopped container stays (the waker starts it again); its network holder stops too
-      // (one made anew, never started, waits for the next wake: no process, nothing in memory)
-      const holder = await eventually(`${name}'s holder stopped`, async () => {
+      // its stopped container stays (the waker starts it again); its network holder goes
+      await eventually(`${name}'s holder gone`, async () => {
         const [c] = await all(name);
-        const h = await docker.getContainer(holderName(c!.Names[0]!.slice(1))).inspect();
-        return c!.State !== 'running' && h.State.Status === 'created' ? h : undefined;
+        const h = await docker.getContainer(holderName(c!.Names[0]!.slice(1))).inspect().catch(() => undefined);
+        return c!.State === 'exited' && !h ? true : undefined;
       }, 10_000);
-      expect(holder.State.Running).toBe(false);
     }
     // asleep is desired state: forced passes and the 2 s drift checks start nothing
     await call(agent, 'sync', {});
@@ -199,7 +197,7 @@ describe('scale-to-zero', () => {
   it('wakes a sleeping app when scale_to_zero is turned off, and routes to it directly', async () => {
     expect((await running('g')).length).toBe(0);
     await call(agent, 'update_app', { name: 'g', scale_to_zero: null });
-    await eventually('g runs without a request', async () => ((await running('g')).length === 1 ? true : undefined), 30_000);
+    await eventually('g runs and is routed directly, without a request', async () => ((await running('g')).length === 1 && !(await status('g')).sleep ? true : undefined), 30_000);
     const r = await eventually('g serves', async () => { const x = await get('g'); return x.status === 200 ? x : undefined; }, 20_000);
     expect(r.body).toMatch(/^g1 from /);
     const s = await status('g');
