@@ -119,11 +119,11 @@ describe('scale-to-zero', () => {
     await Promise.all(sleepers.map((name) => eventually(`${name} asleep`, () => asleep(name), 30_000)));
     expect(Date.now() - lastRequest).toBeGreaterThanOrEqual(IDLE_S * 1000);
     for (const name of sleepers) {
-      // its stopped container stays (the waker starts it again); its network holder goes
+      // its container stays, made again and never started (the waker starts it); its network holder goes
       await eventually(`${name}'s holder gone`, async () => {
         const [c] = await all(name);
         const h = await docker.getContainer(holderName(c!.Names[0]!.slice(1))).inspect().catch(() => undefined);
-        return c!.State === 'exited' && !h ? true : undefined;
+        return c!.State === 'created' && !h ? true : undefined;
       }, 10_000);
     }
     // asleep is desired state: forced passes and the 2 s drift checks start nothing
