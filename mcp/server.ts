@@ -7,6 +7,7 @@ import { memoryLevel, type LogLevelStore } from './session.js';
 import { registerAppTools } from './tools/apps.js';
 import { registerDatabaseTools } from './tools/databases.js';
 import { registerHistoryTools } from './tools/history.js';
+import { registerHostTools } from './tools/hosts.js';
 import { registerProposalTools } from './tools/proposals.js';
 import { attachLogLevel } from './tools/shared.js';
 import { registerWhoamiTool } from './tools/whoami.js';
@@ -38,5 +39,6 @@ export function buildServer(domain: Domain, opts: ServerOptions = {}): McpServer
   registerDatabaseTools(server, domain);
   registerHistoryTools(server, domain);
   registerProposalTools(server, domain);
+  registerHostTools(server, domain);
   return server;
 }

@@ -12,7 +12,10 @@ import { startWorker, type WorkerHandle } from './temporal/worker.js';
 import { driftTimer, watchMain, watchReplicaExits, type Stoppable } from './triggers.js';
 import { tendHolders } from './hosts/containers.js';
 import type { Logger } from './util/log.js';
-import { Builder } from './image-builds/builder.js';
+import { BuildPlane } from './image-builds/build-plane.js';
+import { registryRelay } from './hosts/registry-relay.js';
+import { registryAddress } from '../infra/config.js';
+import type { Host } from './hosts/host.js';
 import type { Edge } from './edge/traefik.js';
 import { dataDir } from './util/paths.js';
 import { backupSchedules } from './backups/schedule.js';
@@ -57,21 +60,22 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const config = await readClusterConfig(await store.view());
   const cluster = config.metadata.name;
   const edge: Edge = { routesDir: opts.routesDir, api: opts.traefikApi };
-  const hosts = await clusterHosts(await store.view(), edge);
-  const local = hosts.get(hosts.names().find((n) => hosts.entry(n).address === 'local') ?? 'local');
-  const docker = local.docker;
   const log = opts.log.child({ cluster });
+  const relay = registryRelay(registryAddress(), log.child({ component: 'registry' }));
+  const serveRegistry = (address: string | undefined): void => void relay.serveAt(address).catch((e: unknown) => log.error('cannot serve the registry on the private network', { address, error: e }));
+  const hosts = await clusterHosts(await store.view(), edge, { onRegistry: serveRegistry });
+  serveRegistry(config.spec.registry?.address);
   const backupsRoot = opts.backupsDir ?? dataDir().backups;
   const holdsDir = opts.holdsDir ?? dataDir().holds;
   const stops: Array<() => Promise<void>> = [];
   let worker: WorkerHandle | undefined;
-  let builder: Builder | undefined;
+  let builder: BuildPlane | undefined;
   // The embedded default: this process also runs the worker, and with it the host's replicas.
   const runsWorker = opts.worker !== false;
   try {
     if (runsWorker) {
-      builder = opts.build ? new Builder({
-        cluster, docker, log: log.child({ component: 'build' }),
+      builder = opts.build ? new BuildPlane(hosts, {
+        cluster, log: log.child({ component: 'build' }),
         sources: new SourceRepos(opts.build.sourcesDir),
         records: new BuildRecords(opts.build.buildsDir),
         sandboxRuntime: opts.build.sandboxRuntime ?? 'runsc',
@@ -109,19 +113,38 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     const schedules = runsWorker ? backupSchedules({ store, cluster, client, log: log.child({ component: 'backups' }) }) : undefined;
     if (schedules) stops.unshift(() => schedules.stop());
     const reschedule = (): void => void schedules?.refresh().catch((e: unknown) => log.warn('could not read the backup schedules', { error: e }));
+    const runtime = (): Array<{ host: Host; edge?: Edge }> => hosts.names('runtime').flatMap((n) => {
+      try { return [{ host: hosts.get(n), edge: hosts.edge(n) }]; } catch (e) { log.warn('cannot reach a runtime host', { host: n, error: e }); return []; }
+    });
     const tend = (): void => {
-      for (const { host } of hosts.runtime()) void tendHolders(host, cluster).catch((e: unknown) => log.warn('could not tend the network holders', { host: host.name, error: e }));
+      for (const { host } of runtime()) void tendHolders(host, cluster).catch((e: unknown) => log.warn('could not tend the network holders', { host: host.name, error: e }));
     };
+    // One replica-exit watcher per runtime host the newest pass knows (hosts come and go with commits).
+    const watchers = new Map<string, { host: Host; watcher: Stoppable }>();
+    const watch = (): void => {
+      if (!runsWorker) return;
+      const now = runtime().filter((t) => t.edge);
+      for (const [name, w] of watchers) {
+        if (!now.some((t) => t.host === w.host)) { void w.watcher.stop(); watchers.delete(name); }
+      }
+      for (const t of now) {
+        if (!watchers.has(t.host.name)) watchers.set(t.host.name, { host: t.host, watcher: watchReplicaExits(t.host, t.edge!, cluster, (why) => void trigger(why)) });
+      }
+    };
+    watch();
+    stops.unshift(async () => { for (const w of watchers.values()) await w.watcher.stop(); watchers.clear(); });
+    stops.push(() => relay.close());
     const triggers: Stoppable[] = [
-      ...(runsWorker ? hosts.runtime().filter((t) => t.edge).map((t) => watchReplicaExits(t.host, t.edge!, cluster, (why) => void trigger(why))) : []),
       watchMain(store.gitdir, () => {
         early?.().catch((e: unknown) => log.warn('could not start the builds of a new commit', { error: e }));
         reschedule();
         void trigger('commit');
+        // A commit may add or remove hosts: the pass configures the pool, the watchers follow.
+        setTimeout(watch, 3000).unref();
       }),
       driftTimer(opts.driftSeconds, () => void (async () => {
         if (await client.endStuckRun().catch(() => false)) log.warn('ended a reconcile run that could not make progress; starting a fresh one');
-        if (runsWorker) tend();
+        if (runsWorker) { tend(); watch(); }
         await trigger('drift');
       })()),
     ];

@@ -91,6 +91,8 @@ export interface DesiredApp extends ResourceKey {
   placement: string[];
   /** Sleep after this long without a request; each runtime host's waker wakes it (reconciler/waker/). Not in specHash: turning it on or off moves the route, not the containers. */
   scaleToZero?: { idleTimeoutSeconds: number };
+  /** The build host its image builds on (placement.ts buildHostFor), when built from source. */
+  buildHost?: string;
 }
 
 /** A Database as the reconciler runs it. */

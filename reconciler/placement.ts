@@ -3,6 +3,7 @@
 // runs stays where it runs unless its host is gone or unschedulable, or it no longer
 // fits there. Replicas of one app spread over hosts where they can. A database stays
 // with its data: its volume's host, always.
+import { createHash } from 'node:crypto';
 import { databasesOf, appsOf, keyFields, keyOf, type DesiredApp, type DesiredDatabase, type DesiredState, type LiveState, type ResourceKey, type Resources } from './model.js';
 
 export interface PlacementHost {
@@ -39,7 +40,18 @@ function shortfall(hosts: PlacementHost[], usage: Map<string, Usage>, need: Reso
   }).join('; ');
 }
 
-export function place(desired: DesiredState, live: LiveState, hosts: PlacementHost[]): { desired: DesiredState; unplaced: Unplaced[] } {
+/**
+ * The build host of an app built from source: rendezvous hashing over the build-role
+ * hosts, so an app keeps building on one host (its layer cache and sandbox are there)
+ * while that host is in the cluster, and adding a host moves only the apps that now rank
+ * it first. Undefined when the cluster has no build host.
+ */
+export function buildHostFor(project: string, name: string, buildHosts: string[]): string | undefined {
+  const score = (h: string): string => createHash('sha256').update(`${h}\n${project}/${name}`).digest('hex');
+  return [...buildHosts].sort((a, b) => (score(a) < score(b) ? 1 : score(a) > score(b) ? -1 : a.localeCompare(b)))[0];
+}
+
+export function place(desired: DesiredState, live: LiveState, hosts: PlacementHost[], buildHosts: string[] = []): { desired: DesiredState; unplaced: Unplaced[] } {
   const usage = new Map<string, Usage>(hosts.map((h) => [h.name, { cpu: 0, memoryMb: 0 }]));
   const byName = new Map(hosts.map((h) => [h.name, h]));
   const use = (host: string, r: Resources): void => {
@@ -81,7 +93,8 @@ export function place(desired: DesiredState, live: LiveState, hosts: PlacementHo
       use(host, app.resources);
     }
     if (missing) { unplaced.push({ ...keyFields(app), reason: missing }); continue; }
-    placed.set(keyOf(app), { ...app, placement });
+    const buildHost = app.build ? buildHostFor(app.project, app.name, buildHosts) : undefined;
+    placed.set(keyOf(app), { ...app, placement, ...(buildHost ? { buildHost } : {}) });
   }
 
   return {

@@ -24,12 +24,12 @@ export async function planCommit(store: StateStore, hosts: HostPool, cluster: st
     loaded.desired.held.push(keyFields(h));
     loaded.skipped.push({ ...keyFields(h), phase: 'Held', reason: `held by the ${h.by}; the reconciler takes it back when that is done` });
   }
-  hosts.configure(loaded.hosts);
+  hosts.configure(loaded.hosts, loaded.registry);
   const live = await observe(hosts.runtime(), cluster);
   // Old containers the workflow is draining and removing are its business, not this plan's.
   const retiring = new Set(opts.retiring ?? []);
   const seen = retiring.size ? { ...live, containers: live.containers.filter((c) => !retiring.has(`${c.host}/${c.name}`)) } : live;
-  const placed = place(loaded.desired, seen, hosts.placementHosts());
+  const placed = place(loaded.desired, seen, hosts.placementHosts(), hosts.names('build'));
   const bound = resolveBindings(placed.desired, seen);
   const skipped = [
     ...loaded.skipped,

@@ -70,6 +70,7 @@ export interface ClusterConfig {
   spec: {
     baseDomain: string;
     hosts: ClusterHost[];
+    registry?: { address: string };
     defaults?: { runtime?: 'runsc' | 'runc'; resources?: Resources; replicas?: number; scaleToZero?: { idleTimeoutSeconds: number } };
     egress?: Egress & { denyFiles?: string[] };
     projects?: Record<string, { runtime?: 'runsc' | 'runc'; egress?: Egress }>;

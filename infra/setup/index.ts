@@ -8,7 +8,7 @@ import { busyboxImageStep, debianImageStep } from './images.js';
 import { packagesStep } from './packages.js';
 import { runscStep } from './runsc.js';
 import { registryStep, temporalStep, traefikStep } from './services.js';
-import type { Step } from './step.js';
+import { runSteps, secs, type Step } from './step.js';
 
 export interface SetupOptions {
   cfg?: InfraConfig;
@@ -42,26 +42,7 @@ export async function runSetup(opts: SetupOptions = {}): Promise<InfraConfig> {
   for (const d of [cfg.dirs.home, cfg.dirs.bin, cfg.dirs.run, cfg.dirs.images, cfg.dirs.routes]) mkdirSync(d, { recursive: true });
   const steps = setupSteps(cfg, opts);
   const started = Date.now();
-  for (const [i, step] of steps.entries()) {
-    const t0 = Date.now();
-    const tag = `[${i + 1}/${steps.length}] ${step.name}`;
-    const ctx = { cfg, progress: (m: string) => out(`${tag}: ${m}`) };
-    const already = await step.done(ctx);
-    if (already) {
-      out(`${tag}: ok, ${already} (${secs(t0)})`);
-      continue;
-    }
-    try {
-      const what = await step.apply(ctx);
-      out(`${tag}: done, ${what} (${secs(t0)})`);
-    } catch (e) {
-      throw new Error(`setup step "${step.name}" failed: ${(e as Error).message}`);
-    }
-  }
+  await runSteps(steps, { cfg }, out, (step, e) => new Error(`setup step "${step}" failed: ${e.message}`));
   out(`setup complete in ${secs(started)}`);
   return cfg;
-}
-
-function secs(t0: number): string {
-  return `${((Date.now() - t0) / 1000).toFixed(1)} s`;
 }

@@ -22,14 +22,25 @@ export function registryReady(cfg: InfraConfig): Promise<boolean> {
   return httpOk(`http://${cfg.registry.host}:${cfg.registry.port}/v2/`);
 }
 
-export function traefikStaticConfig(cfg: InfraConfig): string {
+export interface TraefikStatic {
+  /** host:port of the web entrypoint (`:80` is every address). */
+  web: string;
+  /** host:port of the API and ping. */
+  api: string;
+  routesDir: string;
+  /** Who writes the file, for its header. */
+  writtenBy: string;
+}
+
+/** Traefik's static config: web and API entrypoints, ping, the file provider on a watched directory. */
+export function traefikStaticConfig(o: TraefikStatic): string {
   return [
-    '# Written by mlink setup; edits are overwritten.',
+    `# Written by ${o.writtenBy}; edits are overwritten.`,
     'entryPoints:',
     `  web:`,
-    `    address: "${cfg.traefik.host}:${cfg.traefik.webPort}"`,
+    `    address: "${o.web}"`,
     `  traefik:`,
-    `    address: "${cfg.traefik.host}:${cfg.traefik.apiPort}"`,
+    `    address: "${o.api}"`,
     'ping:',
     '  entryPoint: traefik',
     'api:',
@@ -38,7 +49,7 @@ export function traefikStaticConfig(cfg: InfraConfig): string {
     'providers:',
     '  providersThrottleDuration: 10ms',
     '  file:',
-    `    directory: "${cfg.traefik.routesDir}"`,
+    `    directory: "${o.routesDir}"`,
     '    watch: true',
     'log:',
     '  level: WARN',
@@ -121,7 +132,7 @@ export function traefikStep(): Step {
     mkdirSync(cfg.traefik.routesDir, { recursive: true });
     mkdirSync(dirname(cfg.traefik.staticConfig), { recursive: true });
     writeDefaultCertificate(cfg);
-    const config = traefikStaticConfig(cfg);
+    const config = traefikStaticConfig({ web: `${cfg.traefik.host}:${cfg.traefik.webPort}`, api: `${cfg.traefik.host}:${cfg.traefik.apiPort}`, routesDir: cfg.traefik.routesDir, writtenBy: 'mlink setup' });
     writeFileSync(cfg.traefik.staticConfig, config);
     return {
       daemon: {

@@ -14,6 +14,7 @@ const commands: Record<string, Command> = {
   status: { summary: 'a table of apps: phase, URL, running commit, last error', load: () => import('./status.js') },
   logs: { summary: 'an app\'s build log or container output; -f follows', load: () => import('./logs.js') },
   db: { summary: 'databases: list, backup, backups, verify, restore, url, purge', load: () => import('./db.js') },
+  host: { summary: 'hosts reached over SSH: add (pin its key, install, commit), list (health), remove', load: () => import('./host.js') },
   token: { summary: 'add, list or revoke agent tokens for `mlink serve`', load: () => import('./token.js') },
   prune: { summary: 'remove what a cluster whose control plane is gone left on this host (--cluster NAME)', load: () => import('./prune.js') },
 };

@@ -1,10 +1,9 @@
 // `mlink review list|show|approve|reject`: humans deciding on agents' proposals.
-import { execFileSync } from 'node:child_process';
-import { userInfo, hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { allProposals, approveProposal, readProposal, rejectProposal } from '../domain/proposals.js';
-import { StateStore, type Identity } from '../state/store.js';
+import { StateStore } from '../state/store.js';
+import { humanIdentity } from './identity.js';
 import { dataDir } from '../util/paths.js';
 
 const HELP = `usage: mlink review list|show ID|approve ID|reject ID [--repo DIR] [--author "Name <email>"]
@@ -12,17 +11,6 @@ const HELP = `usage: mlink review list|show ID|approve ID|reject ID [--repo DIR]
 approve merges proposals/ID into main with a merge commit authored by you (--author, or
 git's user.name/user.email, or your login); reject deletes the branch.
 `;
-
-function reviewer(author: string | undefined): Identity {
-  const m = author ? /^(.+?)\s*<([^>]+)>$/.exec(author) : null;
-  if (m?.[1] && m[2]) return { name: m[1], email: m[2] };
-  const git = (key: string): string | undefined => {
-    try { return execFileSync('git', ['config', '--get', key], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined; } catch { return undefined; }
-  };
-  const name = process.env.GIT_AUTHOR_NAME ?? git('user.name') ?? userInfo().username;
-  const email = process.env.GIT_AUTHOR_EMAIL ?? git('user.email') ?? `${userInfo().username}@${hostname()}`;
-  return { name, email };
-}
 
 async function show(store: StateStore, id: string): Promise<void> {
   const p = await readProposal(store, id);
@@ -57,7 +45,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!id) { process.stderr.write(`mlink review ${action}: a proposal id is required\n\n${HELP}`); return 2; }
     if (action === 'show') { await show(store, id); return 0; }
     if (action === 'approve') {
-      const r = await approveProposal(store, id, reviewer(values.author));
+      const r = await approveProposal(store, id, humanIdentity(values.author));
       process.stdout.write(`merged proposal ${id} into main as ${r.commit}\n`);
       return 0;
     }

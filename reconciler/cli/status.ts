@@ -39,12 +39,14 @@ export async function run(argv: string[]): Promise<number> {
       process.stdout.write(JSON.stringify({ cluster, commit: view.commit, last, apps: ids.map((id, i) => ({ ...id, live: states[i] })), invalid }, null, 2) + '\n');
       return 0;
     }
-    const rows = [['APP', 'PHASE', 'URL', 'RUNNING COMMIT', 'DETAIL']];
+    const rows = [['APP', 'PHASE', 'URL', 'HOSTS', 'RUNNING COMMIT', 'DETAIL']];
     ids.forEach((id, i) => {
       const s = states[i]!;
+      // Where its replicas run, one entry per replica (two on one host show as host×2).
+      const placed = s.known ? countBy((s.replicas ?? []).filter((r) => r.running).map((r) => r.host ?? '?')) : '';
       rows.push(s.known
-        ? [`${id.project}/${id.name}`, s.phase, s.url ?? '-', s.appliedCommit?.slice(0, 12) ?? '-', s.message ?? '']
-        : [`${id.project}/${id.name}`, 'Unknown', '-', '-', s.reason]);
+        ? [`${id.project}/${id.name}`, s.phase, s.url ?? '-', placed || '-', s.appliedCommit?.slice(0, 12) ?? '-', s.message ?? '']
+        : [`${id.project}/${id.name}`, 'Unknown', '-', '-', '-', s.reason]);
     });
     process.stdout.write(`cluster ${cluster}, main at ${view.commit?.slice(0, 12) ?? '(empty)'}\n`);
     process.stdout.write(last ? `last reconcile: ${last.phase} ${last.commit.slice(0, 12)} at ${last.at} (${last.trigger}): ${last.message}\n\n` : 'no reconcile recorded yet (is `mlink up` running?)\n\n');
@@ -55,4 +57,10 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`mlink status: ${(e as Error).message}\n`);
     return 1;
   }
+}
+
+function countBy(names: string[]): string {
+  const n = new Map<string, number>();
+  for (const x of names) n.set(x, (n.get(x) ?? 0) + 1);
+  return [...n].sort(([a], [b]) => a.localeCompare(b)).map(([h, c]) => (c > 1 ? `${h}×${c}` : h)).join(',');
 }

@@ -7,6 +7,7 @@ import * as apps from './apps.js';
 import type { CreateAppInput, UpdateAppInput } from './app-input.js';
 import * as dbs from './databases.js';
 import * as hist from './history.js';
+import { listHosts } from './hosts.js';
 import { RECONCILER_NOT_RUNNING, unknownLiveState, type LiveStateProvider } from './live-state.js';
 import { listProposals } from './proposals.js';
 import type { Ctx, WriteResult } from './write.js';
@@ -20,6 +21,7 @@ export type { CreateAppInput, UpdateAppInput } from './app-input.js';
 export type { CreateDatabaseInput, UpdateDatabaseInput } from './databases.js';
 export { DomainError } from './errors.js';
 export { unknownLiveState, RECONCILER_NOT_RUNNING, type LiveStateProvider } from './live-state.js';
+export type { HostView, HostLive } from './hosts.js';
 export type { WaitOptions, WaitOutcome, WaitProgress, WaitLogLine, ResourceOutcome } from './wait.js';
 
 type Ident = { name: string; project?: string };
@@ -46,6 +48,7 @@ export interface Domain {
   revert(input: { commit: string; proposal?: string }): Promise<WriteResult>;
   plan(input: { project?: string }): ReturnType<typeof hist.plan>;
   listProposals(): ReturnType<typeof listProposals>;
+  listHosts(): ReturnType<typeof listHosts>;
   sync(): Promise<{ requested: boolean; message: string }>;
   /** Waits for a write's change to go live, fail, or the time to run out (see wait.ts). */
   waitFor(change: Pick<WriteResult, 'commit' | 'proposal'>, opts: WaitOptions): Promise<WaitOutcome>;
@@ -83,6 +86,7 @@ export function createDomain(opts: DomainOptions): Domain {
     revert: (i) => applied(hist.revert(ctx, i)),
     plan: (i) => hist.plan(ctx, live, i),
     listProposals: () => listProposals(ctx),
+    listHosts: () => listHosts(ctx, live),
     sync: async () => {
       if (!live.sync) return { requested: false, message: RECONCILER_NOT_RUNNING };
       await live.sync();

@@ -1,6 +1,7 @@
 // What is actually running. The reconciler plugs in a real provider; until then every
 // answer says live state is unknown, so agents are never told a desired state is live.
 import type { Kind } from '../../schemas/index.js';
+import type { HostHealth } from '../hosts/health.js';
 
 export interface ResourceId { kind: Kind; project: string; name: string }
 export interface DesiredResource extends ResourceId { revision: string }
@@ -34,6 +35,8 @@ export type LiveStatus =
     hosts?: string[];
     /** A scale-to-zero app, as its hosts' wakers say: awake, waking or sleeping, since when, its last request. */
     sleep?: { state: 'awake' | 'waking' | 'sleeping'; since: string; last_request?: string; idle_timeout_seconds: number; error?: string };
+    /** The edges that serve it: each runtime host's Traefik (host:port of its web entrypoint), for a front door to point at. */
+    edges?: Array<{ host: string; address: string }>;
     database?: DatabaseLive;
   };
 
@@ -84,6 +87,8 @@ export interface LiveStateProvider {
   retained?(): Promise<RetainedDatabase[]>;
   /** Build or runtime output of an app; absent when the reconciler is not running here. */
   logs?(id: ResourceId, req: LogsRequest): Promise<AppLogs>;
+  /** Each host the reconciler drives, with its health and what runs there; absent when the reconciler is not running here. */
+  hosts?(): Promise<HostHealth[]>;
 }
 
 export const RECONCILER_NOT_RUNNING = 'live state unknown: the reconciler is not running';

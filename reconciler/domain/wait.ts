@@ -199,11 +199,21 @@ export async function waitForChange(store: StateStore, live: LiveStateProvider, 
   if (!ids.length) return done('live', `commit ${commit.slice(0, 12)} changes no app or database: nothing to wait for`, [], commit);
   const watchers = await Promise.all(ids.map(async (id) => new Watcher(id, opts, await sourceCommit(store, commit, id))));
   for (const w of watchers) w.say(`committed ${commit.slice(0, 12)}; waiting for the reconciler`);
+  let looked = 0;
   for (;;) {
     const chain = (await commitsSince(store, commit)) ?? [commit];
     const notes = await notesSince(store, chain);
+    const decisions = ids.map((id) => decide(id, notes));
+    // The notes say when it is settled and are cheap to read; live status asks Docker on
+    // every runtime host, so it is read once they settle it, and for progress once a second.
+    const over = !!opts.signal?.aborted || Date.now() - t0 >= opts.timeoutMs;
+    if (decisions.some((d) => d.state === 'pending') && !over && Date.now() - looked < LOOK_MS) {
+      await sleep(Math.min(opts.pollMs ?? NOTE_POLL_MS, Math.max(0, opts.timeoutMs - (Date.now() - t0))), opts.signal);
+      continue;
+    }
+    looked = Date.now();
     const states = live.statusMany ? await live.statusMany(ids) : await Promise.all(ids.map((id) => live.status(id)));
-    const outcomes = ids.map((id, i) => outcome(id, decide(id, notes), states[i]!));
+    const outcomes = ids.map((id, i) => outcome(id, decisions[i]!, states[i]!));
     for (const [i, w] of watchers.entries()) {
       const o = outcomes[i]!;
       if (o.state !== 'pending') await w.buildLog(live, states[i]!);
@@ -225,9 +235,13 @@ export async function waitForChange(store: StateStore, live: LiveStateProvider, 
       const lines = pending.map(([o, s]) => `${label(o)} still pending: ${o.reason}${statusLine(s)}`);
       return done('timeout', `${opts.signal?.aborted ? 'the wait was cancelled' : `the wait ran out after ${Math.round((Date.now() - t0) / 1000)} s`}${hint}; get_app shows how it goes on:\n${lines.join('\n')}`, outcomes, commit);
     }
-    await sleep(Math.min(opts.pollMs ?? 250, Math.max(0, opts.timeoutMs - (Date.now() - t0))), opts.signal);
+    await sleep(Math.min(opts.pollMs ?? NOTE_POLL_MS, Math.max(0, opts.timeoutMs - (Date.now() - t0))), opts.signal);
   }
 }
+
+/** How often a wait reads the commit's notes, and how often at most it reads live status for progress. */
+const NOTE_POLL_MS = 100;
+const LOOK_MS = 1000;
 
 /** One resource's outcome: the notes' decision, with the live status's URL and failing step. */
 function outcome(id: ChangedResource, d: Decision, s: LiveStatus): ResourceOutcome {

@@ -5,7 +5,7 @@
 // dir, never in git) and the host key each host file pins.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { infraConfig } from '../../infra/config.js';
+import { infraConfig, registryAddress } from '../../infra/config.js';
 import type { Edge } from '../edge/traefik.js';
 import { clusterHostsAt, readClusterConfig } from '../source/desired.js';
 import type { TreeView } from '../state/tree.js';
@@ -19,6 +19,8 @@ export function localEdge(cfg = infraConfig()): Edge {
 
 /** Where a remote runtime host's edge (a Traefik container, edge/edge-host.ts) keeps its routes and answers its API. */
 export const REMOTE_EDGE: Edge = { routesDir: '/var/lib/mlink/routes', api: 'http://127.0.0.1:18081' };
+/** The port of a remote runtime host's edge on the host's own address: what a front door points at. */
+export const REMOTE_EDGE_WEB_PORT = 80;
 
 /** The control plane's SSH key: `<data dir>/keys/ssh/id_ed25519`, made on first use. */
 export function controlKeyFile(keysDir = dataDir().keys): string {
@@ -39,7 +41,12 @@ export function sshConnector(keyFile: string): (e: HostEntry) => SshHost {
   };
 }
 
-export async function clusterHosts(view: TreeView, edge: Edge = localEdge(), keysDir?: string): Promise<HostPool> {
-  const entries = await clusterHostsAt(view, await readClusterConfig(view));
-  return new HostPool({ localEdge: edge, remoteEdge: REMOTE_EDGE, connect: sshConnector(controlKeyFile(keysDir)) }, entries);
+export async function clusterHosts(view: TreeView, edge: Edge = localEdge(), opts: { keysDir?: string; onRegistry?: (address: string | undefined) => void } = {}): Promise<HostPool> {
+  const config = await readClusterConfig(view);
+  const pool = new HostPool({
+    localEdge: edge, remoteEdge: REMOTE_EDGE, connect: sshConnector(controlKeyFile(opts.keysDir)),
+    localRegistry: registryAddress(), ...(opts.onRegistry ? { onRegistry: opts.onRegistry } : {}),
+  });
+  pool.configure(await clusterHostsAt(view, config), config.spec.registry?.address);
+  return pool;
 }

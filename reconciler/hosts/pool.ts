@@ -27,11 +27,16 @@ export interface HostPoolOptions {
   connect?: (entry: HostEntry) => Host;
   /** The edge of a remote runtime host. */
   remoteEdge?: Edge;
+  /** The registry as this machine reaches it (loopback in the embedded default). */
+  localRegistry?: string;
+  /** Called when the commit's registry address (mlink.yaml spec.registry) changes: the control plane serves its registry there. */
+  onRegistry?: (address: string | undefined) => void;
 }
 
 export class HostPool {
   private entries = new Map<string, HostEntry>();
   private readonly live = new Map<string, Host>();
+  private registry: string | undefined;
 
   constructor(private readonly opts: HostPoolOptions, hosts: HostEntry[] = []) {
     this.configure(hosts);
@@ -42,8 +47,12 @@ export class HostPool {
     return new HostPool({ localEdge: edge }, [{ name: 'local', address: 'local', roles: ['control', 'build', 'runtime'], schedulable: true }]);
   }
 
-  /** Takes the hosts a commit names; connections to hosts that left, or moved, or changed their pinned key, are closed. */
-  configure(hosts: Array<HostEntry | ClusterHost>): void {
+  /** Takes the hosts (and the registry address) a commit names; connections to hosts that left, or moved, or changed their pinned key, are closed. */
+  configure(hosts: Array<HostEntry | ClusterHost>, registry?: string): void {
+    if (registry !== this.registry) {
+      this.registry = registry;
+      this.opts.onRegistry?.(registry);
+    }
     const next = new Map(hosts.map((h) => [h.name, { schedulable: true, ...h } as HostEntry]));
     const reach = (e?: HostEntry): string => JSON.stringify([e?.address, e?.ssh]);
     for (const [name, host] of this.live) {
@@ -72,6 +81,20 @@ export class HostPool {
     else throw new Error(`host ${e.name} (${e.address}) is not this machine, and this worker has no SSH key to reach it`);
     this.live.set(name, host);
     return host;
+  }
+
+  /**
+   * The control plane's registry as host `name` reaches it: this machine's own address for
+   * it, the private address mlink.yaml names for any other host.
+   */
+  registryFor(name: string): string {
+    const e = this.entry(name);
+    if (e.address === 'local') {
+      if (!this.opts.localRegistry) throw new Error('this worker knows no registry address for the local host');
+      return this.opts.localRegistry;
+    }
+    if (!this.registry) throw new Error(`host ${name} (${e.address}) is another machine and reaches built images only through the control plane's registry on the private network: set mlink.yaml spec.registry.address to an address of this machine that ${name} reaches (host:port, for example 10.0.0.5:15000)`);
+    return this.registry;
   }
 
   edge(name: string): Edge | undefined {

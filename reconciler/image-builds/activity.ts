@@ -1,13 +1,15 @@
-// The build as a Temporal activity, for workers on a host with the build role (the local
-// host in the embedded default). It heartbeats its progress; a step that fails on its
-// input becomes a non-retryable BuildFailed naming the step and the last log lines.
+// The build as a Temporal activity: the worker drives the build host its input names (the
+// local host in the embedded default, else one reached over SSH), so a retry builds on the
+// same host. It heartbeats its progress; a step that fails on its input becomes a
+// non-retryable BuildFailed naming the step and the last log lines.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Action } from '../plan/plan.js';
-import { BuildFailure, type BuildOutcome, type Builder } from './builder.js';
+import type { BuildPlane } from './build-plane.js';
+import { BuildFailure, type BuildOutcome } from './builder.js';
 
 type BuildAction = Extract<Action, { type: 'buildImage' }>;
 
-export function createBuildActivities(builder: Builder | undefined): { buildImage(a: BuildAction): Promise<BuildOutcome> } {
+export function createBuildActivities(builder: BuildPlane | undefined): { buildImage(a: BuildAction): Promise<BuildOutcome> } {
   return {
     async buildImage(a: BuildAction): Promise<BuildOutcome> {
       if (!builder || !a.app.build) {
@@ -18,7 +20,8 @@ export function createBuildActivities(builder: Builder | undefined): { buildImag
       const ctx = Context.current();
       const beat = setInterval(() => ctx.heartbeat(progress), 2000);
       try {
-        return await builder.build({ project: a.app.project, name: a.app.name, image: a.image, build: a.app.build }, (p) => {
+        const host = a.host || builder.hostOf(a.app);
+        return await builder.build(a.app, host, (p) => {
           progress = p;
           ctx.heartbeat(p);
         });

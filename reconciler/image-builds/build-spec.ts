@@ -14,13 +14,22 @@ export function buildKey(commit: string, path: string): string {
   return createHash('sha256').update(JSON.stringify([BUILDER_VERSION, commit, path])).digest('hex').slice(0, 24);
 }
 
-/** The registry reference of a built image: <registry>/mlink/<project>/<name>:<key>. */
-export function builtImage(registry: string, project: string, name: string, key: string): string {
-  return `${registry}/mlink/${project}/${name}:${key}`;
+/**
+ * A built image's name in desired state: mlink/<project>/<name>:<key>, with no registry in
+ * it, so an app's identity (its spec hash) does not change with the registry's address.
+ * Each host reaches the registry at its own address: see `atRegistry`.
+ */
+export function builtImage(project: string, name: string, key: string): string {
+  return `mlink/${project}/${name}:${key}`;
+}
+
+/** A built image as a host pushes or pulls it: <registry as that host reaches it>/mlink/<project>/<name>:<key>. */
+export function atRegistry(registry: string, image: string): string {
+  return `${registry}/${image}`;
 }
 
 /** The image and build spec for an App's source, or null for `source.image`. Throws StalledError when it cannot be built. */
-export function compileSource(file: string, project: string, name: string, source: AppSource, registry: string): { image: string; build: BuildSpec } | null {
+export function compileSource(file: string, project: string, name: string, source: AppSource): { image: string; build: BuildSpec } | null {
   if ('image' in source) return null;
   if ('files' in source) {
     throw new StalledError('BuildFailed', file, 'spec.source.files inline in a manifest is not built; send the files with update_app (they are committed to the app\'s source repo and the manifest pins the commit)');
@@ -34,5 +43,5 @@ export function compileSource(file: string, project: string, name: string, sourc
     build = { repo: { project: p, name: n }, commit: source.repo.commit, path: source.repo.path ?? '' };
   }
   const key = buildKey(build.commit, build.path);
-  return { image: builtImage(registry, project, name, key), build: { key, ...build } };
+  return { image: builtImage(project, name, key), build: { key, ...build } };
 }

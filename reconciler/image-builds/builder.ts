@@ -32,6 +32,8 @@ export interface BuilderDeps {
   sandboxRuntime: string;
   limits: Limits;
   log: Logger;
+  /** The build host is another machine (SSH): build sandboxes get their files copied, not mounted. */
+  remote?: boolean;
 }
 
 export interface BuildTarget { project: string; name: string; image: string; build: BuildSpec }
@@ -57,7 +59,6 @@ export class BuildFailure extends Error {
 const STEPS = ['source', 'detect', 'toolchain', 'sandbox', 'image'] as const;
 /** The tag an image builds under while its check still runs. */
 const UNCHECKED = '-unchecked';
-const toolchainBuilds = new Map<string, Promise<void>>();
 
 export class Builder {
   private readonly pool: SandboxPool;
@@ -65,10 +66,12 @@ export class Builder {
   private readonly inflight = new Map<string, { outcome: Promise<BuildOutcome>; listeners: Set<(p: string) => void> }>();
   /** Builds that just failed, for a minute: the pass that joins a build started with its commit gets its very failure. */
   private readonly failed = new Map<string, BuildFailure>();
+  /** Toolchain images being built on this builder's host, by tag. */
+  private readonly toolchainBuilds = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: BuilderDeps) {
     this.pool = new SandboxPool({
-      docker: deps.docker, cluster: deps.cluster, runtime: deps.sandboxRuntime, limits: deps.limits, root: join(deps.records.root, '.sandbox'),
+      docker: deps.docker, cluster: deps.cluster, runtime: deps.sandboxRuntime, limits: deps.limits, root: join(deps.records.root, '.sandbox'), copy: deps.remote ?? false,
     });
   }
 
@@ -120,6 +123,13 @@ export class Builder {
     const { outcome, listeners } = running;
     listeners.add(onProgress);
     return outcome.finally(() => listeners.delete(onProgress));
+  }
+
+  /** Resolves once `image` (built or reused by this builder) is in the registry, for runtime hosts to pull: its push in flight, or one now. */
+  async inRegistry(image: string): Promise<void> {
+    await this.pushes.get(image);
+    if (await registryHas(image)) return;
+    await push(this.deps.docker, image, () => undefined);
   }
 
   /** Whether this host has the image of `t` already (nothing to build). */
@@ -316,7 +326,7 @@ export class Builder {
     const { docker, limits } = this.deps;
     const tag = toolchainTag(tc);
     if (await imageExists(docker, tag)) { line(`toolchain: ${tag} cached`); return; }
-    let running = toolchainBuilds.get(tag);
+    let running = this.toolchainBuilds.get(tag);
     if (!running) {
       line(`toolchain: building ${tag} (apt-get install; once per host)`);
       running = (async () => {
@@ -331,8 +341,8 @@ export class Builder {
         } finally {
           rmSync(dir, { recursive: true, force: true });
         }
-      })().finally(() => toolchainBuilds.delete(tag));
-      toolchainBuilds.set(tag, running);
+      })().finally(() => this.toolchainBuilds.delete(tag));
+      this.toolchainBuilds.set(tag, running);
     } else {
       line(`toolchain: waiting for ${tag}, being built by another build`);
     }

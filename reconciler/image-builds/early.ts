@@ -2,14 +2,14 @@
 // them (~0.1 s later: signal, plan, child workflow, activity hand-off). The pass's
 // buildImage activity then joins the build already running (Builder.build runs one
 // build per image), so its result, failure and log are the same either way. Only on a
-// worker with the build role, for apps whose image this host does not have yet.
+// worker with a build host, for apps whose image their build host does not have yet.
 import { loadDesired } from '../source/desired.js';
 import { MAIN, type StateStore } from '../state/store.js';
 import type { Logger } from '../util/log.js';
-import type { Builder } from './builder.js';
+import type { BuildPlane } from './build-plane.js';
 import { appsOf } from '../model.js';
 
-export function buildsOnCommit(deps: { store: StateStore; cluster: string; builder: Builder; log: Logger }): () => Promise<void> {
+export function buildsOnCommit(deps: { store: StateStore; cluster: string; builder: BuildPlane; log: Logger }): () => Promise<void> {
   const { store, cluster, builder, log } = deps;
   let seen = '';
   return async () => {
@@ -20,11 +20,11 @@ export function buildsOnCommit(deps: { store: StateStore; cluster: string; build
     const loaded = await loadDesired(store, commit, cluster).catch(() => undefined);
     for (const app of appsOf(loaded?.desired.resources ?? [])) {
       if (!app.build) continue;
-      const target = { project: app.project, name: app.name, image: app.image, build: app.build };
-      if (await builder.has(target)) continue;
+      // No build host, a host not reachable: the pass's activity reports it.
+      if (await builder.has(app).catch(() => true)) continue;
       log.debug('build started with its commit', { app: `${app.project}/${app.name}`, commit: commit.slice(0, 12), image: app.image });
       // A failure is recorded with the build; the pass's activity reports it.
-      builder.build(target).catch(() => undefined);
+      try { builder.start(app); } catch { /* reported by the pass */ }
     }
   };
 }

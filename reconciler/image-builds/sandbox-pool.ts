@@ -4,11 +4,18 @@
 // sandbox mounts only that app's build directory, carries the build limits, and is
 // removed after `idleMs` without a build, when a step overruns the time limit, and when
 // the worker stops. Sandboxes left by a worker that died are removed by the next one.
+// On this machine the sandbox mounts the build directory; on a build host reached over
+// SSH there is no shared directory, so a step's files are copied in before it runs and
+// back after, through Docker's archive API, into a volume of the sandbox's own (gVisor
+// keeps a container's root filesystem in the sandbox, where a copy from outside is not
+// seen; a mount is shared with the host).
 // A syntax check needs no new process at all: the checker kept running in the sandbox
 // (checker.ts) parses the files on request, about 10 ms instead of a node start.
 import type Docker from 'dockerode';
 import { createHash } from 'node:crypto';
-import { mkdirSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { LABEL, MANAGED_BY } from '../model.js';
@@ -38,6 +45,8 @@ export class SandboxPool {
     docker: Docker; cluster: string; runtime: string; limits: Limits;
     /** Root of the per-app build directories (contexts live there while they build). */
     root: string;
+    /** The build host is another machine: copy the step's files in and out instead of mounting them. */
+    copy?: boolean;
     idleMs?: number;
   }) {}
 
@@ -51,6 +60,7 @@ export class SandboxPool {
   /** Runs `step.script` with sh in the app's sandbox; the exit code, or -1 when stopped at the time limit. */
   run(step: SandboxStep): Promise<number> {
     return this.use(step, async (box) => {
+      if (this.opts.copy) await this.copyIn(box, step);
       const exec = await box.container.exec({ Cmd: ['sh', '-c', step.script], WorkingDir: `/work/${step.cwd}`, AttachStdout: true, AttachStderr: true });
       const stream = await exec.start({ hijack: true, stdin: false });
       let partial = '';
@@ -66,8 +76,26 @@ export class SandboxPool {
       if (partial) step.onLine(partial);
       if (step.signal.aborted) return -1;
       const { ExitCode } = await exec.inspect();
+      if (this.opts.copy) await this.copyOut(box, step);
       return ExitCode ?? -1;
     });
+  }
+
+  /** The step's directory (`/work/<cwd>`) as it is here, into the sandbox on the build host. */
+  private async copyIn(box: Sandbox, step: Pick<SandboxStep, 'project' | 'name' | 'cwd'>): Promise<void> {
+    const dir = this.dirOf(step.project, step.name);
+    await execIn(box.container, ['rm', '-rf', `/work/${step.cwd}`]);
+    await box.container.putArchive(tarOf(dir, step.cwd), { path: '/work' });
+  }
+
+  /** What the step left in its directory, back here (dependencies it installed are part of the image). */
+  private async copyOut(box: Sandbox, step: Pick<SandboxStep, 'project' | 'name' | 'cwd'>): Promise<void> {
+    const local = join(this.dirOf(step.project, step.name), step.cwd);
+    const archive = (await box.container.getArchive({ path: `/work/${step.cwd}/.` })) as NodeJS.ReadableStream;
+    rmSync(local, { recursive: true, force: true });
+    mkdirSync(local, { recursive: true });
+    await untarInto(local, archive);
+    await execIn(box.container, ['rm', '-rf', `/work/${step.cwd}`]);
   }
 
   /**
@@ -77,6 +105,7 @@ export class SandboxPool {
    */
   checkSyntax(step: Omit<SandboxStep, 'script' | 'onLine'>, files: string[]): Promise<Checked> {
     return this.use(step, async (box) => {
+      if (this.opts.copy) await this.copyIn(box, step);
       if (box.checker) {
         const alive = await box.checker.then((c) => c.alive, () => false);
         if (!alive) box.checker = undefined;
@@ -120,6 +149,9 @@ export class SandboxPool {
     await Promise.all(list
       .filter((c) => !this.sandboxes.has(c.Names[0]?.replace(/^\//, '') ?? ''))
       .map((c) => this.opts.docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+    if (!this.opts.copy) return;
+    const { Volumes } = await this.opts.docker.listVolumes({ filters: { label: [`${LABEL.kind}=Build`, `${LABEL.cluster}=${this.opts.cluster}`] } });
+    await Promise.all((Volumes ?? []).filter((v) => !this.sandboxes.has(v.Name.replace(/-work$/, ''))).map((v) => this.opts.docker.getVolume(v.Name).remove().catch(() => undefined)));
   }
 
   /** Removes every sandbox this pool knows (the worker is stopping). */
@@ -150,7 +182,7 @@ export class SandboxPool {
     const { docker, runtime, limits } = this.opts;
     const dir = this.dirOf(step.project, step.name);
     // The directory's identity: a sandbox whose mount no longer is this directory (removed and made again) is replaced.
-    const dirId = `${dir}#${statSync(dir).ino}`;
+    const dirId = this.opts.copy ? 'copied' : `${dir}#${statSync(dir).ino}`;
     const existing = docker.getContainer(key);
     const info = await existing.inspect().catch(() => undefined);
     if (info?.State.Running && info.Config.Labels[DIR_LABEL] === dirId) return { container: docker.getContainer(info.Id), busy: 0 };
@@ -167,7 +199,9 @@ export class SandboxPool {
       },
       HostConfig: {
         Runtime: runtime,
-        Binds: [`${dir}:/work`],
+        ...(this.opts.copy
+          ? { Mounts: [{ Type: 'volume' as const, Source: `${key}-work`, Target: '/work', VolumeOptions: { NoCopy: true, Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.kind]: 'Build', [LABEL.cluster]: this.opts.cluster }, DriverConfig: { Name: 'local', Options: {} } } }] }
+          : { Binds: [`${dir}:/work`] }),
         NanoCpus: Math.round(limits.cpu * 1e9),
         Memory: limits.memoryMb * 1024 * 1024,
         MemorySwap: limits.memoryMb * 1024 * 1024,
@@ -198,5 +232,33 @@ export class SandboxPool {
     clearTimeout(box.idle);
     void box.checker?.then((c) => c.close(), () => undefined);
     await box.container.remove({ force: true }).catch(() => undefined);
+    if (this.opts.copy) await this.opts.docker.getVolume(`${key}-work`).remove().catch(() => undefined);
   }
+}
+
+/** `tar -c` of `path` (relative to `dir`), as a stream. */
+function tarOf(dir: string, path: string): Readable {
+  const child = spawn('tar', ['-C', dir, '-c', path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return child.stdout;
+}
+
+/** Extracts a tar stream (Docker's archive of a directory's contents) into `dir`. */
+function untarInto(dir: string, archive: NodeJS.ReadableStream): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('tar', ['-C', dir, '-x', '--no-same-owner'], { stdio: ['pipe', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { err += d; });
+    archive.on('error', reject);
+    archive.pipe(child.stdin);
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`extracting the build sandbox's files into ${dir} failed (tar exited ${code}): ${err.trim().slice(-300)}`))));
+  });
+}
+
+/** Runs `argv` in the sandbox and waits for it (a cleanup step: its output is not kept). */
+async function execIn(container: Docker.Container, argv: string[]): Promise<void> {
+  const exec = await container.exec({ Cmd: argv, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  stream.resume();
+  await new Promise<void>((resolve) => { stream.on('end', resolve); stream.on('close', resolve); stream.on('error', () => resolve()); });
 }

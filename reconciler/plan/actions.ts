@@ -5,7 +5,8 @@ import type { DesiredApp, DesiredDatabase, ResourceKey } from '../model.js';
 
 export type Action =
   | { type: 'ensureNetwork'; host: string; project: string; network: string; reason: string }
-  | { type: 'buildImage'; app: DesiredApp; image: string; reason: string }
+  /** `host`: the build host (empty when the cluster has none); `image` is the registry-free name (build-spec.ts). */
+  | { type: 'buildImage'; app: DesiredApp; host: string; image: string; reason: string }
   | { type: 'startReplica'; host: string; app: DesiredApp; replica: number; container: string; network: string; reason: string }
   /** A replica of a sleeping app: made, left stopped; its host's waker starts it on the next request. */
   | { type: 'createReplica'; host: string; app: DesiredApp; replica: number; container: string; network: string; reason: string }

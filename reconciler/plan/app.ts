@@ -27,7 +27,7 @@ export function deployActions(cluster: string, change: Extract<AppChange, { chan
   const replicas: Array<{ host: string; container: string }> = [];
   const routed: Array<{ host: string; container: string }> = [];
   // Before anything starts: a failed build leaves the running version serving.
-  if (app.build) actions.push({ type: 'buildImage', app, image: app.image, reason: `build source ${app.build.commit.slice(0, 12)}${app.build.path ? ` (${app.build.path})` : ''}; an existing image of the same source is reused` });
+  if (app.build) actions.push({ type: 'buildImage', app, host: app.buildHost ?? '', image: app.image, reason: `build source ${app.build.commit.slice(0, 12)}${app.build.path ? ` (${app.build.path})` : ''}; an existing image of the same source is reused` });
   for (let r = 0; r < app.replicas; r++) {
     const container = containerName(cluster, app, r);
     const host = app.placement[r]!;

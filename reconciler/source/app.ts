@@ -2,7 +2,6 @@
 // databases it binds. Pure but for the blob ids it is given (secrets, credentials).
 import { createHash } from 'node:crypto';
 import type { App, ClusterConfig } from '../../schemas/index.js';
-import { registryAddress } from '../../infra/config.js';
 import { StalledError } from '../errors.js';
 import { compileSource } from '../image-builds/build-spec.js';
 import { manifestPath } from '../layout.js';
@@ -59,7 +58,7 @@ export function compileApp(app: App, inputs: AppInputs): DesiredApp {
   const { spec, metadata } = app;
   const { cluster } = inputs;
   const file = manifestPath('App', metadata.project, metadata.name);
-  const built = compileSource(file, metadata.project, metadata.name, spec.source, registryAddress());
+  const built = compileSource(file, metadata.project, metadata.name, spec.source);
   const image = built?.image ?? ('image' in spec.source ? spec.source.image : '');
   const defaults = cluster.spec.defaults ?? {};
   const resources = { ...FALLBACK, ...defaults.resources, ...spec.resources };

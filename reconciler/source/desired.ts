@@ -39,6 +39,8 @@ export interface LoadedState {
   skipped: Skipped[];
   /** The hosts this commit names: mlink.yaml's (the control plane's own) and hosts/*.yaml. */
   hosts: HostEntry[];
+  /** mlink.yaml spec.registry.address: where hosts other than this one reach the control plane's registry. */
+  registry?: string;
 }
 
 /** mlink.yaml's hosts and hosts/*.yaml, as one list; a host named twice stalls the commit. */
@@ -125,5 +127,6 @@ export async function loadDesired(store: StateStore, commit: string, clusterName
     },
     skipped,
     hosts: await clusterHostsAt(view, cluster),
+    ...(cluster.spec.registry ? { registry: cluster.spec.registry.address } : {}),
   };
 }

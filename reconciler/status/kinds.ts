@@ -30,11 +30,17 @@ function noted(phase: string, o: Observed, parts: string[]): string {
   return phase;
 }
 
-export function appStatus(_id: ResourceId, o: Observed, ctx: { webPort: number; builds?: BuildRecords }): LiveStatus {
+export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: string) => string | undefined; builds?: BuildRecords }): LiveStatus {
   const running = o.containers.filter((c) => c.running);
   const newest = [...running].sort((a, b) => (a.commit < b.commit ? -1 : 1)).at(-1);
   const route = o.routes[0];
-  const url = route?.domains[0] ? `http://${route.domains[0]}:${ctx.webPort}/` : undefined;
+  // The edges serving it (a front door, DNS or a load balancer, points at them) and the URL through the first.
+  const edges = [...new Set(o.routes.map((r) => r.host))].sort().flatMap((host) => {
+    const address = ctx.edgeOf(host);
+    return address ? [{ host, address }] : [];
+  });
+  const port = route ? ctx.edgeOf(route.host)?.split(':').pop() : undefined;
+  const url = route?.domains[0] ? `http://${route.domains[0]}${port && port !== '80' ? `:${port}` : ''}/` : undefined;
   const parts = [
     `${running.length}/${o.containers.length} container(s) running`,
     route ? `routed at ${route.domains.join(', ')} to ${o.routes.reduce((n, r) => n + r.servers.length, 0)} server(s)` : 'no route',
@@ -65,6 +71,7 @@ export function appStatus(_id: ResourceId, o: Observed, ctx: { webPort: number; 
     ...(o.last?.at ? { updatedAt: o.last.at } : {}),
     ...(hosts.length ? { hosts } : {}),
     ...(sleep ? { sleep } : {}),
+    ...(edges.length ? { edges } : {}),
     ...(build ? { progress: build.progress, build: { ...build } } : {}),
     replicas,
   };
@@ -94,11 +101,28 @@ export function databaseStatus(id: ResourceId, o: Observed, ctx: { cluster: stri
 }
 
 /** Sizes of volumes on their hosts (`<host>/<volume>` -> bytes), from Docker's disk usage. */
-export async function volumeSizes(hosts: HostPool, volumes: LiveVolume[]): Promise<Map<string, number>> {
-  const out = new Map<string, number>();
-  for (const host of [...new Set(volumes.map((v) => v.host))]) {
-    const df = await hosts.get(host).docker.df().catch(() => undefined) as { Volumes?: Array<{ Name: string; UsageData?: { Size?: number } }> } | undefined;
-    for (const v of df?.Volumes ?? []) if (v.UsageData?.Size !== undefined && v.UsageData.Size >= 0) out.set(`${host}/${v.Name}`, v.UsageData.Size);
-  }
-  return out;
+/**
+ * The sizes of volumes on their hosts (Docker's `system df`, which sizes every image,
+ * container and volume of a host: a second or more on a busy one). Sizes are shown, not
+ * acted on, so each host's answer is kept for `ttlMs` across calls.
+ */
+export function volumeSizer(hosts: HostPool, ttlMs = 15_000): (volumes: LiveVolume[]) => Promise<Map<string, number>> {
+  const known = new Map<string, { at: number; sizes: Promise<Map<string, number>> }>();
+  const ofHost = (host: string): Promise<Map<string, number>> => {
+    const hit = known.get(host);
+    if (hit && Date.now() - hit.at < ttlMs) return hit.sizes;
+    const sizes = (async () => {
+      const out = new Map<string, number>();
+      const df = await hosts.get(host).docker.df().catch(() => undefined) as { Volumes?: Array<{ Name: string; UsageData?: { Size?: number } }> } | undefined;
+      for (const v of df?.Volumes ?? []) if (v.UsageData?.Size !== undefined && v.UsageData.Size >= 0) out.set(`${host}/${v.Name}`, v.UsageData.Size);
+      return out;
+    })();
+    known.set(host, { at: Date.now(), sizes });
+    return sizes;
+  };
+  return async (volumes) => {
+    const out = new Map<string, number>();
+    for (const host of [...new Set(volumes.map((v) => v.host))]) for (const [k, v] of await ofHost(host)) out.set(k, v);
+    return out;
+  };
 }

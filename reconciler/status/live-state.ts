@@ -4,6 +4,7 @@
 // Plugs into the domain's LiveStateProvider, so mcp/ needs no change to show live state.
 import type { BackupService, LivePlan, LiveStateProvider, LiveStatus, ResourceId, RetainedDatabase } from '../domain/live-state.js';
 import { runtimeLogs, buildLogs } from './app-logs.js';
+import { poolHealth } from '../hosts/health.js';
 import type { HostPool } from '../hosts/pool.js';
 import type { BuildRecords } from '../image-builds/records.js';
 import { manifestPath } from '../layout.js';
@@ -13,7 +14,8 @@ import { planCommit } from '../plan-pass.js';
 import type { PlanOptions } from '../plan/plan.js';
 import { fileHistory } from '../state/history.js';
 import { MAIN, type StateStore } from '../state/store.js';
-import { appStatus, databaseStatus, volumeSizes, type Observed } from './kinds.js';
+import { REMOTE_EDGE_WEB_PORT } from '../hosts/cluster.js';
+import { appStatus, databaseStatus, volumeSizer, type Observed } from './kinds.js';
 import { latestStatus, type StatusRecord } from './record.js';
 
 export interface LiveStateDeps {
@@ -34,10 +36,22 @@ export interface LiveStateDeps {
 export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
   const look = (): Promise<[LiveState, StatusRecord | undefined]> => Promise.all([observe(deps.hosts.runtime(), deps.cluster), latestStatus(deps.store)]);
 
+  /** The address of a runtime host's edge (its web entrypoint): this machine's Traefik, or the edge on the host's own address. */
+  const edgeOf = (host: string): string | undefined => {
+    try {
+      const e = deps.hosts.entry(host);
+      return e.address === 'local' ? `127.0.0.1:${deps.webPort}` : `${e.address}:${REMOTE_EDGE_WEB_PORT}`;
+    } catch {
+      return undefined; // a host no longer in the cluster
+    }
+  };
+
+  const volumeSizes = volumeSizer(deps.hosts);
+
   /** How each kind's live objects read; a new kind adds its entry (status/kinds.ts). */
   const STATUS: Record<ResourceId['kind'], (id: ResourceId, o: Observed) => Promise<LiveStatus>> = {
-    App: async (id, o) => appStatus(id, o, { webPort: deps.webPort, builds: deps.builds }),
-    Database: async (id, o) => databaseStatus(id, o, { cluster: deps.cluster, sizes: o.volume ? await volumeSizes(deps.hosts, [o.volume]) : new Map() }),
+    App: async (id, o) => appStatus(id, o, { edgeOf, builds: deps.builds }),
+    Database: async (id, o) => databaseStatus(id, o, { cluster: deps.cluster, sizes: o.volume ? await volumeSizes([o.volume]) : new Map() }),
   };
 
   async function statusFrom(id: ResourceId, live: LiveState, last: StatusRecord | undefined): Promise<LiveStatus> {
@@ -63,12 +77,14 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
       return Promise.all(ids.map((id) => statusFrom(id, live, last)));
     },
 
+    hosts: () => poolHealth(deps.hosts),
+
     async retained(): Promise<RetainedDatabase[]> {
       const view = await deps.store.view(MAIN);
       const live = await observe(deps.hosts.runtime(), deps.cluster);
       const gone = [];
       for (const v of live.volumes) if (!(await view.blobOid(manifestPath('Database', v.key.project, v.key.name)))) gone.push(v);
-      const sizes = await volumeSizes(deps.hosts, gone);
+      const sizes = await volumeSizes(gone);
       const head = view.commit;
       return Promise.all(gone.map(async (v) => {
         // Retained since the commit that deleted its manifest (the newest that touched the path).

@@ -25,7 +25,8 @@ import type { Logger } from '../util/log.js';
 import { createBuildActivities } from '../image-builds/activity.js';
 import { createBackupActivities } from '../backups/activities.js';
 import { activeHolds } from '../backups/holds.js';
-import type { Builder } from '../image-builds/builder.js';
+import type { BuildPlane } from '../image-builds/build-plane.js';
+import { atRegistry } from '../image-builds/build-spec.js';
 import { ensurePulled } from '../image-builds/docker-steps.js';
 import { bindingEnv, checkCredentials, type Credentials } from '../databases/credentials.js';
 
@@ -42,7 +43,7 @@ export interface ActivityDeps {
   identity: () => Promise<string>;
   log: Logger;
   /** Set on workers of a host with the build role: builds images from source. */
-  builder?: Builder;
+  builder?: BuildPlane;
   /** The control plane's backup store and holds (dataDir().backups, .holds). */
   backupsRoot: string;
   holdsDir: string;
@@ -83,15 +84,25 @@ export function createActivities(deps: ActivityDeps) {
     return creds;
   }
 
+  /** The registry as `host` reaches it; a cluster that names none for a remote host is a mistake of mlink.yaml, not worth retrying. */
+  function registryOf(host: string): string {
+    try {
+      return hosts.registryFor(host);
+    } catch (e) {
+      return stalled(new StalledError('ValidationFailed', 'mlink.yaml', (e as Error).message));
+    }
+  }
+
   // A rollout's steps: run by the rollOut activity, one after the other (see workflows.ts).
   async function startReplica(input: { action: ActionOf<'startReplica'>; commit: string }): Promise<containers.Started> {
     const a = input.action;
     const host = hosts.get(a.host);
     const t0 = Date.now();
-    // Built images come from the private registry (a no-op on the host that built them).
-    if (a.app.build) await ensurePulled(host.docker, a.app.image);
+    // Built images come from the private registry, at the address this host reaches it (a no-op on the host that built them).
+    const app = a.app.build ? { ...a.app, image: atRegistry(registryOf(a.host), a.app.image) } : a.app;
+    if (a.app.build) await ensurePulled(host.docker, app.image);
     const started = await containers.startReplica(host, {
-      cluster, commit: input.commit, app: a.app, replica: a.replica, container: a.container, network: a.network,
+      cluster, commit: input.commit, app, replica: a.replica, container: a.container, network: a.network,
       secrets: await secretsFor(input.commit, a.app),
     });
     log.info('replica running', { app: `${a.app.project}/${a.app.name}`, host: a.host, container: a.container, ip: started.ip, ms: { total: Date.now() - t0, ...started.ms } });

@@ -83,7 +83,7 @@ describe('MCP over Streamable HTTP', () => {
   it('lists only the tools a read-only token may call, and says so in its instructions', async () => {
     const reader = await connect(tokens.reader);
     const names = (await reader.listTools()).tools.map((x) => x.name).sort();
-    expect(names).toEqual(['app_logs', 'get_app', 'get_database', 'history', 'list_apps', 'list_backups', 'list_databases', 'list_proposals', 'plan', 'sync', 'whoami']);
+    expect(names).toEqual(['app_logs', 'get_app', 'get_database', 'history', 'list_apps', 'list_backups', 'list_databases', 'list_hosts', 'list_proposals', 'plan', 'sync', 'whoami']);
     expect(reader.getInstructions()).toMatch(/This token is read-only/);
     const writer = await connect(tokens.alice);
     expect((await writer.listTools()).tools.map((x) => x.name)).toEqual(expect.arrayContaining(['create_app', 'update_app', 'delete_app', 'revert', 'create_database', 'delete_database']));

@@ -30,7 +30,7 @@ afterAll(async () => { await client.close(); t.cleanup(); });
 describe('MCP over stdio (mlink mcp)', () => {
   it('lists every tool with input and output schemas', async () => {
     const { tools } = await client.listTools();
-    expect(tools.map((x) => x.name).sort()).toEqual(['app_logs', 'backup_database', 'create_app', 'create_database', 'delete_app', 'delete_database', 'get_app', 'get_database', 'history', 'list_apps', 'list_backups', 'list_databases', 'list_proposals', 'plan', 'restore_database', 'revert', 'sync', 'update_app', 'update_database', 'whoami']);
+    expect(tools.map((x) => x.name).sort()).toEqual(['app_logs', 'backup_database', 'create_app', 'create_database', 'delete_app', 'delete_database', 'get_app', 'get_database', 'history', 'list_apps', 'list_backups', 'list_databases', 'list_hosts', 'list_proposals', 'plan', 'restore_database', 'revert', 'sync', 'update_app', 'update_database', 'whoami']);
     const create = tools.find((x) => x.name === 'create_app')!;
     expect(create.inputSchema.required).toEqual(expect.arrayContaining(['name', 'source', 'port']));
     expect((create.inputSchema as { additionalProperties?: boolean }).additionalProperties).toBe(false);

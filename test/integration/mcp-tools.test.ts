@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import type { Tool } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { memoryClient, tempState, writer, type TempState } from '../support/state-repo.js';
+import { call, memoryClient, structured, tempState, writer, type TempState } from '../support/state-repo.js';
 
 let t: TempState;
 let tools: Tool[];
@@ -32,7 +32,7 @@ const DESTRUCTIVE = new Set(['update_app', 'delete_app', 'delete_database', 'res
 
 describe('tools/list', () => {
   it('gives every tool a title and all five annotations, matching what it does', () => {
-    expect(tools).toHaveLength(20);
+    expect(tools).toHaveLength(21);
     for (const tool of tools) {
       expect(tool.title, tool.name).toMatch(/^[A-Z]/);
       expect(tool.annotations, tool.name).toEqual({
@@ -83,5 +83,15 @@ describe('tools/list', () => {
     };
     for (const tool of tools) walk(tool.inputSchema as Schema, tool.name);
     expect(unbounded).toEqual([]);
+  });
+
+  it('list_hosts shows the embedded local host with every role, and says live state is unknown without a reconciler', async () => {
+    const client = await memoryClient(t.store, writer('reader', { access: 'read' }));
+    const r = structured<{ hosts: unknown[] }>(await call(client, 'list_hosts', {}));
+    expect(r.hosts).toEqual([{
+      name: 'local', address: 'local', roles: ['control', 'build', 'runtime'], path: 'mlink.yaml', labels: {}, schedulable: true,
+      live: { known: false, reason: 'live state unknown: the reconciler is not running' },
+    }]);
+    await client.close();
   });
 });

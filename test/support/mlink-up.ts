@@ -27,7 +27,7 @@ export function upEnv(home: string): NodeJS.ProcessEnv {
 
 export async function startUp(opts: { cluster: string; home?: string; token?: string; drift?: number; args?: string[] }): Promise<Up> {
   const home = opts.home ?? mkdtempSync(join(tmpdir(), 'mlink-e2e-'));
-  const child = spawn('node', ['bin/mlink.js', 'up', '--skip-setup', '--port', '0', '--cluster', opts.cluster, '--drift-interval', String(opts.drift ?? 2), ...(opts.args ?? [])], {
+  const child = spawn('node', ['bin/mlink.js', 'up', '--skip-setup', '--port', '0', '--git-port', '0', '--cluster', opts.cluster, '--drift-interval', String(opts.drift ?? 2), ...(opts.args ?? [])], {
     env: upEnv(home), stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { must, run } from '../../infra/proc.js';
 import type { Host } from '../../reconciler/hosts/host.js';
+import { copyImage } from '../../reconciler/hosts/image-copy.js';
 import { SshHost } from '../../reconciler/hosts/ssh-host.js';
 import { generateControlKey, type KeyPair } from '../../reconciler/hosts/ssh-keys.js';
 import { cfg, docker, eventually, runId, testLabel } from './infra.js';
@@ -46,6 +47,11 @@ export interface TestHost {
 
 const CGROUPS = '/sys/fs/cgroup';
 const testKey: KeyPair = generateControlKey(`mlink-test-${runId}`);
+
+/** The key every test host authorizes for root: what an operator gives the control plane (its data dir's keys/ssh/id_ed25519). */
+export function testControlKey(): KeyPair {
+  return testKey;
+}
 
 const HOST_PACKAGES = ['docker.io', 'openssh-server', 'iptables', 'iproute2', 'util-linux'];
 const BARE_PACKAGES = ['openssh-server', 'iproute2'];
@@ -218,20 +224,8 @@ export async function execIn(containerId: string, argv: string[]): Promise<{ cod
 }
 
 /** Copies an image from this machine's Docker into a host: docker save here, docker load there, over its SSH. */
-export async function loadImage(host: Pick<Host, 'docker'>, ref: string): Promise<void> {
-  const saved = await docker.getImage(ref).get();
-  const res = await host.docker.loadImage(saved as unknown as NodeJS.ReadableStream, { quiet: true });
-  const out = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    res.setEncoding('utf8');
-    res.on('data', (d: string) => { text += d; });
-    res.on('end', () => resolve(text));
-    res.on('error', reject);
-  });
-  for (const line of out.split('\n').filter(Boolean)) {
-    const msg = JSON.parse(line) as { error?: string; errorDetail?: { message?: string } };
-    if (msg.error) throw new Error(`loading ${ref} into a host: ${msg.errorDetail?.message ?? msg.error}`);
-  }
+export async function loadImage(host: Pick<Host, 'docker' | 'name'>, ref: string): Promise<void> {
+  await copyImage(docker, host, ref);
 }
 
 /** Removes the cgroup subtree `parent` in every hierarchy, leaves first (its processes are gone). */

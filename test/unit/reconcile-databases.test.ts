@@ -6,7 +6,7 @@ import { resolveBindings } from '../../reconciler/diff/bindings.js';
 import { diff } from '../../reconciler/diff/diff.js';
 import { diffDatabase } from '../../reconciler/diff/database.js';
 import type { DesiredApp, DesiredDatabase, DesiredResource, DesiredState, LiveContainer, LiveState, LiveVolume } from '../../reconciler/model.js';
-import { place } from '../../reconciler/placement.js';
+import { buildHostFor, place } from '../../reconciler/placement.js';
 import { plan } from '../../reconciler/plan/plan.js';
 
 const db = (over: Partial<DesiredDatabase> = {}): DesiredDatabase => ({
@@ -132,6 +132,21 @@ describe('placement', () => {
     { name: 'a', schedulable: true, capacity: { cpu: 2, memoryMb: 1024 } },
     { name: 'b', schedulable: true, capacity: { cpu: 2, memoryMb: 1024 } },
   ];
+
+  it('names a build host per app built from source: stable, and a new build host takes only some apps', () => {
+    const apps = Array.from({ length: 60 }, (_, i) => `app${i}`);
+    const two = apps.map((n) => buildHostFor('p', n, ['b1', 'b2']));
+    expect(new Set(two)).toEqual(new Set(['b1', 'b2']));
+    expect(apps.map((n) => buildHostFor('p', n, ['b2', 'b1']))).toEqual(two);
+    const three = apps.map((n) => buildHostFor('p', n, ['b1', 'b2', 'b3']));
+    const moved = three.filter((h, i) => h !== two[i]);
+    expect(moved.every((h) => h === 'b3')).toBe(true);
+    expect(moved.length).toBeGreaterThan(5);
+    expect(moved.length).toBeLessThan(40);
+    expect(buildHostFor('p', 'x', [])).toBeUndefined();
+    const built = app({ placement: [], build: { key: 'k', repo: { project: 'default', name: 'web' }, commit: 'c'.repeat(40), path: '' } });
+    expect((place(desired(built), live(), hosts, ['b1', 'b2']).desired.resources[0] as DesiredApp).buildHost).toBe(buildHostFor('default', 'web', ['b1', 'b2']));
+  });
 
   it('spreads the replicas of one app over hosts', () => {
     const { desired: d } = place(desired(app({ replicas: 2, placement: [] })), live(), hosts);

@@ -20,8 +20,14 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     exit 1
   fi
   say "initialising a new cluster in $PGDATA"
-  initdb --pgdata="$PGDATA" --username=postgres --encoding=UTF8 --locale=C.UTF-8 \
+  # initdb writes PG_VERSION first and the databases after: a start killed during it would
+  # leave a cluster that looks made and is not. It runs beside PGDATA and is renamed into
+  # place when complete (the same volume, so the rename is atomic).
+  rm -rf "$PGDATA.init"
+  initdb --pgdata="$PGDATA.init" --username=postgres --encoding=UTF8 --locale=C.UTF-8 \
     --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+  rmdir "$PGDATA" 2>/dev/null || true
+  mv "$PGDATA.init" "$PGDATA"
   fresh=1
 fi
 
