@@ -1,8 +1,8 @@
 // bench:wake: scale-to-zero in one run, each figure beside its reference. A sleeping
-// app's first request through Traefik -> 200 (the waker starts it: new network holder,
-// `docker start` of its gVisor container, its health check, then the request passed
-// through), beside `docker start` and `docker run` of the same image under runsc to its
-// first 200 on a published port; 100 requests at once at a sleeping app; and the host's
+// app's first request through Traefik -> 200 (the waker `docker start`s its gVisor
+// container, waits for its health check, then passes the request through), beside
+// `docker start` and `docker run` of the same image under runsc to its first 200, bare
+// and with the app's own limits; 100 requests at once at a sleeping app; and the host's
 // memory with N apps awake, then asleep, beside before they existed.
 //
 //   npm run bench:wake [-- --rounds 10 --apps 50]
@@ -36,31 +36,52 @@ function status(port: number, hostHeader?: string, timeoutMs = 60_000): Promise<
   });
 }
 
-async function until200(port: number, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while ((await status(port, undefined, 2000)) !== 200) {
-    if (Date.now() > deadline) throw new Error(`no 200 from port ${port} in ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 const ms = (x: number): string => `${x.toFixed(0).padStart(6)} ms`;
 const line = (label: string, xs: number[]): string => `${label.padEnd(52)} p50 ${ms(pct(xs, 50))}   p90 ${ms(pct(xs, 90))}   min ${ms(Math.min(...xs))}`;
 
-/** The same image, under runsc, on a published loopback port: `docker start` of a stopped container, and `docker run`. */
-async function references(image: string): Promise<{ start: number[]; run: number[] }> {
-  const opts = (i: number, port: number): Docker.ContainerCreateOptions => ({
-    name: `mlink-bench-wake-${process.pid}-${i}`, Image: image, Labels: { 'ink.ml.bench': 'wake' }, ExposedPorts: { '8080/tcp': {} },
-    HostConfig: { Runtime: 'runsc', PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] }, Memory: 256 * 1024 * 1024, CapDrop: ['ALL'] },
+async function until200At(url: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const req = request(url, { timeout: 2000, agent: false }, (res) => { res.resume(); resolve(res.statusCode === 200); });
+      req.on('error', () => resolve(false)).on('timeout', () => req.destroy());
+      req.end();
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`no 200 from ${url} in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/**
+ * `docker start` and `docker run` of the same image under runsc, to its first 200: once
+ * bare (a published loopback port, no limits), once as ml.ink runs the app (the app's own
+ * container's limits, read-only root and dropped capabilities, asked at its bridge address).
+ */
+async function references(image: string, limits?: Docker.HostConfig): Promise<{ start: number[]; run: number[] }> {
+  const port = limits ? 0 : 19180;
+  const opts = (i: number): Docker.ContainerCreateOptions => ({
+    name: `mlink-bench-wake-${process.pid}-${limits ? 'l' : 'b'}${i}`, Image: image, Labels: { 'ink.ml.bench': 'wake' }, ExposedPorts: { '8080/tcp': {} },
+    HostConfig: limits
+      ? { ...limits, NetworkMode: 'bridge' }
+      : { Runtime: 'runsc', PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: String(port) }] } },
   });
+  const urlOf = async (c: Docker.Container): Promise<string> => {
+    if (!limits) return `http://127.0.0.1:${port}/`;
+    for (;;) {
+      const ip = (await c.inspect()).NetworkSettings.Networks.bridge?.IPAddress;
+      if (ip) return `http://${ip}:8080/`;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  };
   const start: number[] = [];
-  const c = await docker.createContainer(opts(0, 19180));
+  const c = await docker.createContainer(opts(0));
   try {
     for (let i = 0; i < ROUNDS; i++) {
       const t0 = performance.now();
       await c.start();
-      await until200(19180);
+      await until200At(await urlOf(c));
       start.push(performance.now() - t0);
       await c.stop({ t: 1 });
     }
@@ -70,13 +91,23 @@ async function references(image: string): Promise<{ start: number[]; run: number
   const runs: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     const t0 = performance.now();
-    const x = await docker.createContainer(opts(i + 1, 19181));
+    const x = await docker.createContainer(opts(i + 1));
     await x.start();
-    await until200(19181);
+    await until200At(await urlOf(x));
     runs.push(performance.now() - t0);
     await x.remove({ force: true });
   }
   return { start, run: runs };
+}
+
+/** The limits and hardening of the app's own container, as the reconciler made it. */
+async function appLimits(cluster: string, name: string): Promise<Docker.HostConfig> {
+  const [c] = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.name}=${name}`] } });
+  const h = (await docker.getContainer(c!.Id).inspect()).HostConfig;
+  return {
+    Runtime: h.Runtime, NanoCpus: h.NanoCpus, Memory: h.Memory, MemorySwap: h.MemorySwap, PidsLimit: h.PidsLimit,
+    CapDrop: h.CapDrop, SecurityOpt: h.SecurityOpt, ReadonlyRootfs: h.ReadonlyRootfs, Tmpfs: h.Tmpfs,
+  };
 }
 
 async function runningOf(cluster: string, name?: string): Promise<number> {
@@ -126,10 +157,13 @@ async function main(): Promise<void> {
       if (s !== 200) throw new Error(`round ${i}: the first request after sleep got ${s}`);
       wakes.push(performance.now() - t0);
     }
-    process.stdout.write(`${line('docker start -> first 200 (runsc, published port)', ref.start)}\n`);
-    process.stdout.write(`${line('docker run -> first 200 (runsc, published port)', ref.run)}\n`);
+    const same = await references(image, await appLimits(cluster, 'w'));
+    process.stdout.write(`${line('docker start -> first 200 (runsc, no limits)', ref.start)}\n`);
+    process.stdout.write(`${line('docker run -> first 200 (runsc, no limits)', ref.run)}\n`);
+    process.stdout.write(`${line('docker start -> first 200 (runsc, the app\'s limits)', same.start)}\n`);
+    process.stdout.write(`${line('docker run -> first 200 (runsc, the app\'s limits)', same.run)}\n`);
     process.stdout.write(`${line('asleep: first request via Traefik -> 200', wakes)}\n`);
-    process.stdout.write(`ratio p50 wake / docker start: ${(pct(wakes, 50) / pct(ref.start, 50)).toFixed(2)}x (goal: <= 1.2x and p50 <= 1000 ms)\n\n`);
+    process.stdout.write(`ratio p50 wake / docker start: ${(pct(wakes, 50) / pct(same.start, 50)).toFixed(2)}x with the app's limits, ${(pct(wakes, 50) / pct(ref.start, 50)).toFixed(2)}x without (goal: <= 1.2x and p50 <= 1000 ms)\n\n`);
 
     await sleepAndWait(cluster, 'w');
     const t0 = performance.now();
