@@ -126,9 +126,32 @@ function hostMemory(): number {
   return (kb('MemTotal') - kb('MemAvailable')) / 1024;
 }
 
-async function wakerMemory(): Promise<number> {
-  const s = await docker.getContainer(WAKER_CONTAINER).stats({ stream: false }) as { memory_stats: { usage?: number; stats?: { cache?: number } } };
+/** A container's memory as its cgroup counts it (usage less page cache), MiB. */
+async function containerMemory(id: string): Promise<number> {
+  const s = await docker.getContainer(id).stats({ stream: false }) as { memory_stats: { usage?: number; stats?: { cache?: number } } };
   return ((s.memory_stats.usage ?? 0) - (s.memory_stats.stats?.cache ?? 0)) / 1024 / 1024;
+}
+
+const wakerMemory = (): Promise<number> => containerMemory(WAKER_CONTAINER);
+
+/** What Docker itself holds for its containers: dockerd's and its containerd's resident memory, MiB. */
+function dockerMemory(): number {
+  const rss = (pidFile: string): number => {
+    try {
+      const pid = readFileSync(pidFile, 'utf8').trim();
+      return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+    } catch {
+      return 0;
+    }
+  };
+  return rss('/var/run/docker.pid') + rss('/var/run/docker/containerd/containerd.pid');
+}
+
+/** The app containers of the cluster that run, and the memory their cgroups hold, MiB. */
+async function appsMemory(cluster: string): Promise<{ running: number; mib: number }> {
+  const list = await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] } });
+  const each = await Promise.all(list.map((c) => containerMemory(c.Id).catch(() => 0)));
+  return { running: list.length, mib: each.reduce((a, b) => a + b, 0) };
 }
 
 async function settledMemory(): Promise<number> {
@@ -148,7 +171,10 @@ async function main(): Promise<void> {
   const up = await startUp({ cluster, drift: 3600, args: ['--git-port', '0'] });
   const agent = await connectAgent(up);
   try {
-    await call(agent, 'create_app', { name: 'w', source: { image }, port: 8080, scale_to_zero: { idle_timeout_seconds: 3600 }, wait: 120 });
+    await Promise.all([
+      call(agent, 'create_app', { name: 'w', source: { image }, port: 8080, scale_to_zero: { idle_timeout_seconds: 3600 }, wait: 120 }),
+      call(agent, 'create_app', { name: 'direct', source: { image }, port: 8080, wait: 120 }),
+    ]);
     const wakes: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
       await sleepAndWait(cluster, 'w');
@@ -165,6 +191,20 @@ async function main(): Promise<void> {
     process.stdout.write(`${line('asleep: first request via Traefik -> 200', wakes)}\n`);
     process.stdout.write(`ratio p50 wake / docker start: ${(pct(wakes, 50) / pct(same.start, 50)).toFixed(2)}x with the app's limits, ${(pct(wakes, 50) / pct(ref.start, 50)).toFixed(2)}x without (goal: <= 1.2x and p50 <= 1000 ms)\n\n`);
 
+    // Awake, every request of a scale-to-zero app passes the waker: its cost beside an app routed directly.
+    const sequential = async (name: string): Promise<number[]> => {
+      const out: number[] = [];
+      for (let i = 0; i < 200; i++) {
+        const a = performance.now();
+        if ((await status(cfg.traefik.webPort, `${name}.default.localhost`)) !== 200) throw new Error(`${name}: a request failed`);
+        out.push(performance.now() - a);
+      }
+      return out;
+    };
+    const [viaWaker, direct] = [await sequential('w'), await sequential('direct')];
+    process.stdout.write(`${line('awake: 200 requests via Traefik -> waker -> app', viaWaker)}\n`);
+    process.stdout.write(`${line('  the same app routed directly (no scale-to-zero)', direct)}\n\n`);
+
     await sleepAndWait(cluster, 'w');
     const t0 = performance.now();
     const answers = await Promise.all(Array.from({ length: 100 }, async () => {
@@ -177,7 +217,7 @@ async function main(): Promise<void> {
     await sleepAndWait(cluster, 'w');
 
     const before = await settledMemory();
-    const wakerBefore = await wakerMemory();
+    const [wakerBefore, dockerBefore] = [await wakerMemory(), dockerMemory()];
     process.stdout.write(`creating ${APPS} scale-to-zero apps...\n`);
     for (let i = 0; i < APPS; i += 10) {
       await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => call(agent, 'create_app', {
@@ -185,15 +225,15 @@ async function main(): Promise<void> {
       })));
     }
     const awake = await settledMemory();
-    const awakeRunning = await runningOf(cluster);
+    const awakeApps = await appsMemory(cluster);
     for (let i = 0; i < APPS; i += 10) await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => sleepAndWait(cluster, `s${i + j}`)));
     const asleep = await settledMemory();
-    const wakerAfter = await wakerMemory();
-    const perApp = (x: number): string => `${((x - before) / APPS).toFixed(2)} MiB/app`;
-    process.stdout.write(`host memory in use before the ${APPS} apps:      ${before.toFixed(0)} MiB\n`);
-    process.stdout.write(`  with them awake (${awakeRunning} app containers run):  ${awake.toFixed(0)} MiB (+${(awake - before).toFixed(0)} MiB, ${perApp(awake)})\n`);
-    process.stdout.write(`  with them asleep (${await runningOf(cluster)} run):         ${asleep.toFixed(0)} MiB (${asleep - before >= 0 ? '+' : ''}${(asleep - before).toFixed(0)} MiB, ${perApp(asleep)}) (goal: <= 1 MiB/app)\n`);
-    process.stdout.write(`  the waker itself: ${wakerBefore.toFixed(1)} MiB -> ${wakerAfter.toFixed(1)} MiB (${((wakerAfter - wakerBefore) * 1024 / APPS).toFixed(0)} KiB/app)\n`);
+    const asleepApps = await appsMemory(cluster);
+    const [wakerAfter, dockerAfter] = [await wakerMemory(), dockerMemory()];
+    const kib = (mib: number): string => `${((mib * 1024) / APPS).toFixed(0)} KiB/app`;
+    process.stdout.write(`${APPS} apps awake: ${awakeApps.running} containers, their cgroups ${awakeApps.mib.toFixed(0)} MiB (${(awakeApps.mib / Math.max(1, awakeApps.running)).toFixed(1)} MiB each)\n`);
+    process.stdout.write(`${APPS} apps asleep: ${asleepApps.running} containers run; what stays: the waker ${wakerBefore.toFixed(1)} -> ${wakerAfter.toFixed(1)} MiB (${kib(wakerAfter - wakerBefore)}), dockerd+containerd ${dockerBefore.toFixed(0)} -> ${dockerAfter.toFixed(0)} MiB (${kib(dockerAfter - dockerBefore)}) (goal: <= 1 MiB/app)\n`);
+    process.stdout.write(`host memory in use (shared host, other work moves it): before ${before.toFixed(0)} MiB, ${APPS} awake ${awake.toFixed(0)} MiB (${awake - before >= 0 ? '+' : ''}${(awake - before).toFixed(0)}), ${APPS} asleep ${asleep.toFixed(0)} MiB (${asleep - before >= 0 ? '+' : ''}${(asleep - before).toFixed(0)})\n`);
   } finally {
     await agent.close().catch(() => undefined);
     await stopUp(up);

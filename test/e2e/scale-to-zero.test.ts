@@ -70,6 +70,22 @@ function openWebSocket(name: string): Promise<{ ticks: () => number; close: () =
   });
 }
 
+/** An SSE stream through Traefik from the app's /events, counting its events (one a second). */
+function openEventStream(name: string): Promise<{ ticks: () => number; close: () => void; open: () => boolean }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: cfg.traefik.host, port: cfg.traefik.webPort, path: '/events', agent: false, headers: { host: hostOf(name), accept: 'text/event-stream' } }, (res) => {
+      if (res.statusCode !== 200 || !/text\/event-stream/.test(String(res.headers['content-type']))) { res.resume(); reject(new Error(`no event stream: HTTP ${res.statusCode}`)); return; }
+      let text = '';
+      let open = true;
+      res.setEncoding('utf8').on('data', (d: string) => { text += d; });
+      res.on('close', () => { open = false; });
+      resolve({ ticks: () => text.split('data: tick ').length - 1, close: () => req.destroy(), open: () => open });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function status(name: string): Promise<{ phase?: string; sleep?: { state: string; since: string; last_request?: string; idle_timeout_seconds: number } }> {
   return (await call<{ live: { phase?: string; sleep?: { state: string; since: string; last_request?: string; idle_timeout_seconds: number } } }>(agent, 'get_app', { name })).live;
 }
@@ -92,24 +108,26 @@ afterAll(async () => {
 }, 60_000);
 
 describe('scale-to-zero', () => {
-  // a: plain request, b: browser, c: 100 at once, d: WebSocket, e: deployed while asleep, f: mlink up stopped, g: turned off.
+  // a: plain request, b: browser, c: 100 at once, d: WebSocket, h: SSE, e: deployed while asleep, f: mlink up stopped, g: turned off.
   const sleepers = ['a', 'b', 'c', 'e', 'f', 'g'];
+  const held = ['d', 'h'];
   let ws: Awaited<ReturnType<typeof openWebSocket>>;
-  let wsOpenedAt = 0;
-  const dAwake: boolean[] = [];
-  let watchD: Promise<void> | undefined;
+  let sse: Awaited<ReturnType<typeof openEventStream>>;
+  let openedAt = 0;
+  const awake: Record<string, boolean[]> = { d: [], h: [] };
+  let watchHeld: Promise<void> | undefined;
 
   it(`puts apps idle for their ${IDLE_S} s timeout to sleep: no container of theirs runs, and the drift check leaves them asleep`, async () => {
-    await Promise.all([...sleepers, 'd'].map((name) => call(agent, 'create_app', {
+    await Promise.all([...sleepers, ...held].map((name) => call(agent, 'create_app', {
       name, source: { image }, port: 8080, env: { GREETING: `${name}1` }, scale_to_zero: { idle_timeout_seconds: IDLE_S }, wait: 60,
     })));
-    for (const name of [...sleepers, 'd']) expect((await get(name)).body).toMatch(new RegExp(`^${name}1 from `));
+    for (const name of [...sleepers, ...held]) expect((await get(name)).body).toMatch(new RegExp(`^${name}1 from `));
     const lastRequest = Date.now();
-    ws = await openWebSocket('d');
-    wsOpenedAt = Date.now();
-    watchD = (async () => {
-      while (Date.now() - wsOpenedAt < 2 * IDLE_S * 1000) {
-        dAwake.push((await running('d')).length === 1);
+    [ws, sse] = await Promise.all([openWebSocket('d'), openEventStream('h')]);
+    openedAt = Date.now();
+    watchHeld = (async () => {
+      while (Date.now() - openedAt < 2 * IDLE_S * 1000) {
+        for (const name of held) awake[name]!.push((await running(name)).length === 1);
         await new Promise((r) => setTimeout(r, 1000));
       }
     })();
@@ -205,13 +223,15 @@ describe('scale-to-zero', () => {
     expect(s.sleep).toBeUndefined();
   }, 60_000);
 
-  it(`keeps an app awake while a WebSocket to it stays open for twice its timeout`, async () => {
-    await watchD;
-    expect(ws.open()).toBe(true);
-    expect(ws.ticks()).toBeGreaterThanOrEqual(2 * IDLE_S - 5);
-    expect(dAwake.length).toBeGreaterThan(IDLE_S);
-    expect(dAwake.every(Boolean)).toBe(true);
-    ws.close();
+  it('keeps an app awake while a WebSocket, or an SSE stream, to it stays open for twice its timeout', async () => {
+    await watchHeld;
+    for (const [name, conn] of [['d', ws], ['h', sse]] as const) {
+      expect(conn.open(), name).toBe(true);
+      expect(conn.ticks(), name).toBeGreaterThanOrEqual(2 * IDLE_S - 5);
+      expect(awake[name]!.length, name).toBeGreaterThan(IDLE_S);
+      expect(awake[name]!.every(Boolean), name).toBe(true);
+      conn.close();
+    }
   }, 120_000);
 
   it('wakes a sleeping app with `mlink up` stopped: the host\'s waker needs no control plane', async () => {
