@@ -153,7 +153,13 @@ export async function wakerApps(host: Host): Promise<WakerApp[]> {
 
 /** Writes the app's wake spec and waits until the waker serves it (a deploy removes old replicas only then). */
 export async function writeWakeSpec(host: Host, edge: Edge, spec: WakeSpec, onTick: () => void = () => undefined): Promise<void> {
-  await ensureWaker(host, edge);
+  // The first time on a host its image is built there (the node binary goes over the wire): the activity keeps heartbeating.
+  const ticks = setInterval(onTick, 1000);
+  try {
+    await ensureWaker(host, edge);
+  } finally {
+    clearInterval(ticks);
+  }
   await host.files.write(join(wakerDir(edge), specFile(spec.id)), `${JSON.stringify(spec, null, 2)}\n`);
   const deadline = Date.now() + 15_000;
   for (;;) {
