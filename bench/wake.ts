@@ -148,8 +148,8 @@ function dockerMemory(): number {
 }
 
 /** The app containers of the cluster that run, and the memory their cgroups hold, MiB. */
-async function appsMemory(cluster: string): Promise<{ running: number; mib: number }> {
-  const list = await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] } });
+async function appsMemory(cluster: string, names: string[]): Promise<{ running: number; mib: number }> {
+  const list = (await docker.listContainers({ filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] } })).filter((c) => names.includes(c.Labels[LABEL.name] ?? ''));
   const each = await Promise.all(list.map((c) => containerMemory(c.Id).catch(() => 0)));
   return { running: list.length, mib: each.reduce((a, b) => a + b, 0) };
 }
@@ -225,14 +225,15 @@ async function main(): Promise<void> {
       })));
     }
     const awake = await settledMemory();
-    const awakeApps = await appsMemory(cluster);
+    const names = Array.from({ length: APPS }, (_, i) => `s${i}`);
+    const awakeApps = await appsMemory(cluster, names);
     for (let i = 0; i < APPS; i += 10) await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => sleepAndWait(cluster, `s${i + j}`)));
     const asleep = await settledMemory();
-    const asleepApps = await appsMemory(cluster);
+    const asleepApps = await appsMemory(cluster, names);
     const [wakerAfter, dockerAfter] = [await wakerMemory(), dockerMemory()];
     const kib = (mib: number): string => `${((mib * 1024) / APPS).toFixed(0)} KiB/app`;
     process.stdout.write(`${APPS} apps awake: ${awakeApps.running} containers, their cgroups ${awakeApps.mib.toFixed(0)} MiB (${(awakeApps.mib / Math.max(1, awakeApps.running)).toFixed(1)} MiB each)\n`);
-    process.stdout.write(`${APPS} apps asleep: ${asleepApps.running} containers run; what stays: the waker ${wakerBefore.toFixed(1)} -> ${wakerAfter.toFixed(1)} MiB (${kib(wakerAfter - wakerBefore)}), dockerd+containerd ${dockerBefore.toFixed(0)} -> ${dockerAfter.toFixed(0)} MiB (${kib(dockerAfter - dockerBefore)}) (goal: <= 1 MiB/app)\n`);
+    process.stdout.write(`${APPS} apps asleep: ${asleepApps.running} of their containers run; what stays: the waker ${wakerBefore.toFixed(1)} -> ${wakerAfter.toFixed(1)} MiB (${kib(wakerAfter - wakerBefore)}), dockerd+containerd ${dockerBefore.toFixed(0)} -> ${dockerAfter.toFixed(0)} MiB (${kib(dockerAfter - dockerBefore)}) (goal: <= 1 MiB/app)\n`);
     process.stdout.write(`host memory in use (shared host, other work moves it): before ${before.toFixed(0)} MiB, ${APPS} awake ${awake.toFixed(0)} MiB (${awake - before >= 0 ? '+' : ''}${(awake - before).toFixed(0)}), ${APPS} asleep ${asleep.toFixed(0)} MiB (${asleep - before >= 0 ? '+' : ''}${(asleep - before).toFixed(0)})\n`);
   } finally {
     await agent.close().catch(() => undefined);
