@@ -6,10 +6,13 @@
 /** The request header the app's route adds (a Traefik headers middleware): which app a request is for. */
 export const WAKE_HEADER = 'x-mlink-wake';
 
-/** One replica as the waker starts it: its (stopped) container, and the network holder it joins, made anew on each wake. */
+/** One replica as the waker keeps it: its container, and the network holder a deploy started it in. */
 export interface WakeReplica {
   container: string;
-  /** The holder's Docker create request (hosts/containers.ts holderOptions), `name` included. */
+  /**
+   * The holder's Docker create request (hosts/containers.ts holderOptions), `name` included:
+   * the holder goes when the replica sleeps, and the replica keeps its MAC (runtime.ts).
+   */
   holder: Record<string, unknown> & { name: string };
 }
 
