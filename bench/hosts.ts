@@ -18,7 +18,7 @@ import { relay } from '../test/support/zero-trust.js';
 import { ensureWebImage } from '../test/support/images.js';
 import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../test/support/mlink-up.js';
 import { freePort } from '../test/support/ports.js';
-import { startTestHost, testControlKey, type TestHost } from '../test/support/test-hosts.js';
+import { removeTestHosts, startTestHost, testControlKey, type TestHost } from '../test/support/test-hosts.js';
 
 const { values } = parseArgs({ options: { apps: { type: 'string', default: '5' } } });
 const N = Number(values.apps);
@@ -159,6 +159,7 @@ async function main(): Promise<void> {
       removeHome(up);
     }
     await th.stop();
+    await removeTestHosts();
     await run('docker', ['rmi', `${registryAddress()}/mlink-bench/hosts-web:${process.pid}`]);
   }
 }

@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { SchemaError, validateHost, type HostManifest } from '../../schemas/index.js';
-import { clusterHosts, controlKeyFile } from '../hosts/cluster.js';
+import { clusterHosts, controlKeyFile, REMOTE_EDGE_WEB_PORT } from '../hosts/cluster.js';
 import { checkText, poolHealth, runningText } from '../hosts/health.js';
 import { hostManifest, renderHostFile, sameHost } from '../hosts/host-file.js';
 import { provisionHost, type HostRole } from '../hosts/provision.js';
@@ -22,16 +22,17 @@ import { table } from './status.js';
 
 const HELP = `usage: mlink host add NAME ADDRESS [--roles build,runtime] [--user root] [--port 22]
                       [--host-key SHA256:...] [--cpu N --memory-mb N] [--label k=v ...]
-                      [--registry HOST:PORT] [--edge-port 80] [--yes]
+                      [--registry HOST:PORT] [--yes]
        mlink host list [--json]
        mlink host remove NAME [--yes]
        (each takes --repo DIR; add and remove take --author "Name <email>")
 
 add     connects over SSH, shows the host key and pins it (or checks --host-key), installs
         what is missing (Debian's docker.io, iptables, iproute2; this machine's runsc; on
-        runtime hosts an edge, Traefik on --edge-port), then commits hosts/NAME.yaml.
+        runtime hosts an edge, Traefik on port 80 of the host), then commits hosts/NAME.yaml.
         Running it again changes nothing that is in place and makes no commit.
-        --registry: the cluster's image registry as the host reaches it (plain HTTP).
+        --registry: the cluster's image registry as the host reaches it (plain HTTP);
+        default: mlink.yaml's spec.registry.address.
         --yes: pin the key shown without asking (asked only on a terminal).
 list    every host: address, roles, pinned key, SSH, Docker and edge answering (with
         latency), capacity, and what ml.ink runs there; exits 1 when one is not answering
@@ -88,10 +89,10 @@ async function readHostFile(store: StateStore, name: string): Promise<HostManife
   return text === null ? undefined : validateHost(hostPath(name), parse(text));
 }
 
-async function openRepo(repo: string | undefined): Promise<{ store: StateStore; cluster: string; declared: string[] }> {
+async function openRepo(repo: string | undefined): Promise<{ store: StateStore; cluster: string; declared: string[]; registry?: string }> {
   const store = StateStore.open(repo ?? dataDir().stateRepo);
   const config = await readClusterConfig(await store.view(MAIN));
-  return { store, cluster: config.metadata.name, declared: config.spec.hosts.map((h) => h.name) };
+  return { store, cluster: config.metadata.name, declared: config.spec.hosts.map((h) => h.name), ...(config.spec.registry ? { registry: config.spec.registry.address } : {}) };
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -102,7 +103,7 @@ export async function run(argv: string[]): Promise<number> {
       options: {
         roles: { type: 'string' }, user: { type: 'string' }, port: { type: 'string' }, 'host-key': { type: 'string' },
         cpu: { type: 'string' }, 'memory-mb': { type: 'string' }, label: { type: 'string', multiple: true },
-        registry: { type: 'string' }, 'edge-port': { type: 'string' }, yes: { type: 'boolean' },
+        registry: { type: 'string' }, yes: { type: 'boolean' },
         repo: { type: 'string' }, author: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     });
@@ -143,11 +144,13 @@ async function add(name: string, address: string, v: Values): Promise<number> {
   const memoryMb = int('memory-mb', v['memory-mb'] as string | undefined, 64, 16777216);
   if ((cpu === undefined) !== (memoryMb === undefined)) throw new UsageError('--cpu and --memory-mb go together: placement counts both');
   if (cpu !== undefined && !(cpu >= 0.1 && cpu <= 4096)) throw new UsageError(`--cpu ${String(v.cpu)}: expected cores from 0.1 to 4096`);
-  const edgePort = int('edge-port', v['edge-port'] as string | undefined, 1, 65535);
-  const registry = v.registry as string | undefined;
-  if (registry !== undefined && !/^[A-Za-z0-9.-]+(:\d{1,5})?$|^[0-9.]+\/\d{1,2}$/.test(registry)) throw new UsageError(`--registry ${JSON.stringify(registry)}: give the registry as HOST:PORT (or a CIDR) as the host reaches it`);
+  const givenRegistry = v.registry as string | undefined;
+  if (givenRegistry !== undefined && !/^[A-Za-z0-9.-]+(:\d{1,5})?$|^[0-9.]+\/\d{1,2}$/.test(givenRegistry)) throw new UsageError(`--registry ${JSON.stringify(givenRegistry)}: give the registry as HOST:PORT (or a CIDR) as the host reaches it`);
 
-  const { store, declared } = await openRepo(v.repo as string | undefined);
+  const { store, declared, registry: clusterRegistry } = await openRepo(v.repo as string | undefined);
+  // Builds push there and runtime hosts pull from there (hosts/registry-relay.ts serves it).
+  const registry = givenRegistry ?? clusterRegistry;
+  if (!registry) out('note: mlink.yaml names no spec.registry.address, so this host cannot push or pull built images yet; set it to an address of the control plane this host reaches, then run host add again');
   if (declared.includes(name)) throw new Error(`host ${name} is declared in mlink.yaml's spec.hosts; pick another name, or edit mlink.yaml`);
   const existing = await readHostFile(store, name);
   const input = { name, address, ...given, ...(cpu !== undefined ? { capacity: { cpu, memoryMb: memoryMb! } } : {}) };
@@ -191,7 +194,7 @@ async function add(name: string, address: string, v: Values): Promise<number> {
     }
     const roleList = given.roles ?? existing?.spec.roles ?? ['build', 'runtime'];
     const report = await provisionHost(host, {
-      roles: roleList, ...(registry ? { insecureRegistries: [registry] } : {}), ...(edgePort ? { edgeWebPort: edgePort } : {}), out,
+      roles: roleList, ...(registry ? { insecureRegistries: [registry] } : {}), edgeWebPort: REMOTE_EDGE_WEB_PORT, out,
     });
     const manifest = hostManifest({ ...input, hostKey: seen }, existing);
     const path = hostPath(name);

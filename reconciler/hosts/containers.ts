@@ -161,6 +161,12 @@ interface Spare { name: string; making: Promise<Holder>; ready?: Holder }
 /** Each host's project networks' spare holders (`<host>/<network>`), being made or ready (made by this process, never joined). */
 const spares = new Map<string, Spare[]>();
 const spareKey = (host: Host, network: string): string => `${host.name}/${network}`;
+/**
+ * Holders this process is giving to a replica (`<host>/<holder>`), until the replica is
+ * created. A spare can be older than the sweep's minimum age when it is taken, and on a
+ * host over SSH the replica's create can take seconds: the sweep must not see it unused.
+ */
+const taking = new Set<string>();
 
 /** Makes a holder: an earlier container of that name is removed first (a sandbox may have taken its address). */
 async function makeHolder(docker: Docker, opts: Docker.ContainerCreateOptions): Promise<Holder> {
@@ -217,6 +223,7 @@ async function takeHolder(host: Host, r: HolderRequest): Promise<Holder & { spar
   const { docker } = host;
   const name = holderName(r.container);
   const mac = replicaMac(r.cluster, r.app, r.replica);
+  taking.add(`${host.name}/${name}`);
   const spare = await takeSpare(host, r.network)?.catch(() => undefined);
   if (spare) {
     try {
@@ -249,14 +256,26 @@ export async function startReplica(host: Host, r: ReplicaRequest): Promise<Start
     if (statusOf(e) !== 404) throw e;
   }
   const t0 = Date.now();
-  const holder = await takeHolder(host, r);
+  let holder: Holder & { spare: boolean };
   let container: Docker.Container;
-  const t1 = Date.now();
+  let t1: number;
   try {
-    container = await docker.createContainer(createOptions(r));
-  } catch (e) {
-    if (statusOf(e) !== 409) throw e;
-    container = docker.getContainer(r.container); // a retry of this activity created it
+    holder = await takeHolder(host, r);
+    t1 = Date.now();
+    try {
+      container = await docker.createContainer(createOptions(r));
+    } catch (e) {
+      if (statusOf(e) !== 409) throw e;
+      // A retry of this activity created it: kept only if it joins this holder (its own may be gone).
+      container = docker.getContainer(r.container);
+      const mode = (await container.inspect()).HostConfig.NetworkMode ?? '';
+      if (mode !== `container:${holder.id}`) {
+        await container.remove({ force: true });
+        container = await docker.createContainer(createOptions(r));
+      }
+    }
+  } finally {
+    taking.delete(`${host.name}/${holderName(r.container)}`);
   }
   const t2 = Date.now();
   try {
@@ -338,7 +357,7 @@ export async function sweepHolders(host: Host, cluster: string, minAgeMs = 60_00
   const removed: string[] = [];
   for (const h of all.filter((c) => c.Labels[LABEL.kind] === HELPER_KIND.holder)) {
     const name = nameOf(h);
-    const used = name.endsWith(HOLDER_SUFFIX) ? replicas.has(name.slice(0, -HOLDER_SUFFIX.length)) : mine.has(name);
+    const used = taking.has(`${host.name}/${name}`) || (name.endsWith(HOLDER_SUFFIX) ? replicas.has(name.slice(0, -HOLDER_SUFFIX.length)) : mine.has(name));
     if (used || Date.now() - h.Created * 1000 < minAgeMs) continue;
     await removeContainer(docker, h.Id);
     removed.push(name);

@@ -10,7 +10,7 @@ import { createReadStream, statSync } from 'node:fs';
 import { infraConfig, versions, type InfraConfig } from '../../infra/config.js';
 import { runSteps, type StepOf, type StepResult } from '../../infra/setup/step.js';
 import { demux } from '../status/app-logs.js';
-import { REMOTE_EDGE } from './cluster.js';
+import { REMOTE_EDGE, REMOTE_EDGE_WEB_PORT } from './cluster.js';
 import { must, type Host } from './host.js';
 import { copyImage, imageId } from './image-copy.js';
 import {
@@ -288,7 +288,7 @@ export function provisionSteps(roles: HostRole[]): Array<StepOf<ProvisionCtx>> {
 export async function provisionHost(host: ProvisionTarget, opts: ProvisionOptions): Promise<ProvisionReport> {
   const started = Date.now();
   const cfg = opts.cfg ?? infraConfig();
-  const webPort = opts.edgeWebPort ?? 80;
+  const webPort = opts.edgeWebPort ?? REMOTE_EDGE_WEB_PORT;
   if (!Number.isInteger(webPort) || webPort < 1 || webPort > 65535) throw new Error(`edgeWebPort ${String(opts.edgeWebPort)} is not a TCP port (1 to 65535)`);
   const report: ProvisionReport = { host: host.name, roles: [...opts.roles], changes: [], versions: { os: 'unknown', packages: {} }, steps: [], ms: 0 };
   const ctx: ProvisionCtx = {

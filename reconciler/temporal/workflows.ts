@@ -141,6 +141,12 @@ class Retirements {
   async settled(): Promise<void> { await Promise.all(this.running); }
 }
 
+/** Where a resource's new containers went, for the note: "on rt1, rt2" (one entry per replica). */
+function placedOn(r: ResourcePlan): string[] {
+  const hosts = r.actions.flatMap((a) => (a.type === 'startReplica' || a.type === 'startDatabase' ? [a.host] : []));
+  return hosts.length ? [`on ${hosts.join(', ')}`] : [];
+}
+
 function failureMessage(err: unknown): { phase: string; message: string } {
   let e = err as { cause?: unknown; type?: string; message?: string };
   while (e.cause && !(e as { type?: string }).type) e = e.cause as typeof e;
@@ -214,7 +220,7 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
         parentClosePolicy: ParentClosePolicy.TERMINATE,
       });
       if (out?.retire?.length) retirements.start(out.retire);
-      return { ...id, result: 'ok', message: [r.reason, ...(out?.notes ?? [])].join('; ') };
+      return { ...id, result: 'ok', message: [r.reason, ...placedOn(r), ...(out?.notes ?? [])].join('; ') };
     } catch (err) {
       const { phase, message } = failureMessage(err);
       return { ...id, result: 'failed', phase, message };

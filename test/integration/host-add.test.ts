@@ -177,7 +177,7 @@ describe('mlink host add', () => {
 
     // The same through MCP, as the reconciler's live state gives it.
     const view = await t.store.view(MAIN);
-    const pool = await clusterHosts(view, localEdge(), t.keys);
+    const pool = await clusterHosts(view, localEdge(), { keysDir: t.keys });
     try {
       const live = createLiveState({ cluster: 'local', store: t.store, hosts: pool, webPort: cfg.traefik.webPort });
       const client = await memoryClient(t.store, writer('reader', { access: 'read' }), live);
