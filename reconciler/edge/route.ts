@@ -11,6 +11,8 @@ export interface RouteSpec {
   router: string;
   domains: string[];
   servers: string[];
+  /** A scale-to-zero app: the route leads to its host's waker (the only server), naming the app in a request header. */
+  wake?: { id: string; header: string; idleTimeoutSeconds: number };
 }
 
 export function renderRoute(r: RouteSpec): string {
@@ -22,12 +24,21 @@ export function renderRoute(r: RouteSpec): string {
     `# ink.ml.project: ${r.project}`,
     `# ink.ml.name: ${r.name}`,
     `# ink.ml.spec-hash: ${r.specHash}`,
+    ...(r.wake ? [`# ink.ml.scale-to-zero: ${r.wake.idleTimeoutSeconds}`] : []),
     'http:',
     '  routers:',
     `    ${r.router}:`,
     `      rule: ${JSON.stringify(rule)}`,
     `      service: ${r.router}`,
     '      entryPoints: [web]',
+    ...(r.wake ? [
+      `      middlewares: [${r.router}-wake]`,
+      '  middlewares:',
+      `    ${r.router}-wake:`,
+      '      headers:',
+      '        customRequestHeaders:',
+      `          ${r.wake.header}: ${JSON.stringify(r.wake.id)}`,
+    ] : []),
     '  services:',
     `    ${r.router}:`,
     '      loadBalancer:',
@@ -57,5 +68,6 @@ export function readRoute(file: string, text: string, cluster: string, host: str
   const rule = /^ {6}rule: (".*")$/m.exec(text)?.[1];
   const domains = rule ? [...quoted(rule).matchAll(/Host\(`([^`]+)`\)/g)].map((m) => m[1]!) : [];
   const servers = [...text.matchAll(/^ {10}- url: (".*")$/gm)].map((m) => quoted(m[1]!));
-  return { file, host, key: { kind: 'App', project, name }, specHash, domains, servers };
+  const idle = Number(header(text, 'ink.ml.scale-to-zero'));
+  return { file, host, key: { kind: 'App', project, name }, specHash, domains, servers, ...(idle > 0 ? { wake: { idleTimeoutSeconds: idle } } : {}) };
 }
