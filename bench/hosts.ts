@@ -63,12 +63,15 @@ async function edit(up: Up, change: (doc: ReturnType<typeof parseDocument>) => v
 
 /** `docker -H ssh://root@<host> run` as an operator types it: the docker CLI over the system ssh, with the same key. */
 async function bareSshRun(th: TestHost, image: string): Promise<number[]> {
+  // ssh reads the user's own ~/.ssh whatever HOME says; an `ssh` first on PATH gives it this run's key and known host instead.
   const home = mkdtempSync(join(tmpdir(), 'mlink-bench-ssh-'));
-  mkdirSync(join(home, '.ssh'), { mode: 0o700 });
-  writeFileSync(join(home, '.ssh', 'id_ed25519'), testControlKey().privateKey, { mode: 0o600 });
+  writeFileSync(join(home, 'id_ed25519'), testControlKey().privateKey, { mode: 0o600 });
   const pub = (await must('docker', ['exec', th.containerId, 'cat', '/etc/ssh/ssh_host_ed25519_key.pub'])).trim().split(' ').slice(0, 2).join(' ');
-  writeFileSync(join(home, '.ssh', 'known_hosts'), `${th.address} ${pub}\n`);
-  const env = { ...process.env, HOME: home };
+  writeFileSync(join(home, 'known_hosts'), `${th.address} ${pub}\n`);
+  writeFileSync(join(home, 'config'), `Host *\n  IdentityFile ${join(home, 'id_ed25519')}\n  UserKnownHostsFile ${join(home, 'known_hosts')}\n  StrictHostKeyChecking yes\n`);
+  mkdirSync(join(home, 'bin'));
+  writeFileSync(join(home, 'bin', 'ssh'), `#!/bin/sh\nexec /usr/bin/ssh -F ${join(home, 'config')} "$@"\n`, { mode: 0o755 });
+  const env = { ...process.env, PATH: `${join(home, 'bin')}:${process.env.PATH ?? ''}` };
   const times: number[] = [];
   try {
     for (let i = 0; i < N; i++) {

@@ -136,6 +136,9 @@ function endpointUrl(scheme: string, addr: AddressInfo, cert: Certificate | unde
   return `${scheme}://${isIP(host) === 6 ? `[${host}]` : host}:${addr.port}/mcp`;
 }
 
+/** How often the endpoint asks its certificate source for a newer certificate. */
+const TLS_RELOAD_MS = 60 * 60_000;
+
 export async function startHttpServer(opts: HttpServerOptions): Promise<RunningHttpServer> {
   const store = StateStore.open(opts.repoDir);
   const cert = opts.tls ? await opts.tls.load() : undefined;
@@ -149,6 +152,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningH
     });
   };
   const http = cert ? createHttpsServer({ cert: cert.cert, key: cert.key }, handler) : createServer(handler);
+  // A renewed certificate (the internal CA's are short-lived, a file may be replaced) is taken without a restart.
+  const renewal = cert && opts.tls ? setInterval(() => {
+    void opts.tls!.load().then((next) => {
+      if (next.cert !== cert.cert) { (http as ReturnType<typeof createHttpsServer>).setSecureContext({ cert: next.cert, key: next.key }); cert.cert = next.cert; log.info('endpoint certificate renewed', { certificate: next.describe }); }
+    }, (e: unknown) => log.warn('endpoint certificate could not be renewed; the current one stays', { error: e }));
+  }, TLS_RELOAD_MS) : undefined;
+  renewal?.unref();
+  http.on('close', () => clearInterval(renewal));
 
   async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];

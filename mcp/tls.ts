@@ -5,6 +5,10 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
+import { hostname, networkInterfaces } from 'node:os';
+import { loadClusterCa } from '../reconciler/tls/ca-store.js';
+import { issueLeaf } from '../reconciler/tls/ca.js';
+import { needsRenewal, parseCertificate } from '../reconciler/tls/cert-info.js';
 
 export interface Certificate {
   cert: string;
@@ -45,6 +49,36 @@ export function fileCertificate(certFile: string, keyFile: string): CertificateS
       if (!x.checkPrivateKey(privateKey)) throw new Error(`--tls-key ${keyFile} does not belong to the certificate in --tls-cert ${certFile}`);
       if (Date.parse(x.validTo) < Date.now()) throw new Error(`--tls-cert ${certFile} expired on ${x.validTo}; give a current certificate`);
       return { cert, key, names: certificateNames(cert), describe: `${certFile} (valid until ${x.validTo})` };
+    },
+  };
+}
+
+/**
+ * A certificate from the cluster's internal CA (made by `mlink init`, its root in the state
+ * repo for clients to trust: `mlink ca export`) for the address the endpoint listens on
+ * (every address of this machine for 0.0.0.0 or ::), this machine's name and the extra
+ * Host names. Short-lived like the apps' leaves; a new one is issued when the one held is
+ * past 2/3 of its lifetime, and the server takes it without a restart (mcp/http.ts).
+ */
+export function internalCaCertificate(keysDir: string, listenHost: string, extraHosts: string[]): CertificateSource {
+  const wildcard = listenHost === '0.0.0.0' || listenHost === '::';
+  const bare = listenHost.replace(/^\[|\]$/g, '');
+  const ips = wildcard
+    ? Object.values(networkInterfaces()).flat().flatMap((i) => (i && !i.internal ? [i.address.replace(/%.*$/, '')] : []))
+    : isIP(bare) ? [bare] : [];
+  // This machine's own name when it is a DNS name (a one-label host name is not).
+  const own = hostname().includes('.') ? [hostname()] : [];
+  const dns = [...new Set([...(isIP(bare) || wildcard ? [] : [bare]), ...extraHosts.filter((h) => isIP(h) === 0), ...own].map((h) => h.toLowerCase()))];
+  let held: Certificate | undefined;
+  return {
+    async load(): Promise<Certificate> {
+      if (held && !needsRenewal(parseCertificate(held.cert), new Date(), dns).renew) return held;
+      const ca = await loadClusterCa(keysDir).catch((e: Error) => {
+        throw new Error(`no certificate for --listen ${listenHost}: the cluster's internal CA in ${keysDir} cannot be read (${e.message}); \`mlink init\` makes it, or give --tls-cert FILE --tls-key FILE`);
+      });
+      const leaf = await issueLeaf(ca, dns, { ipAddresses: [...new Set([...ips, ...extraHosts.filter((h) => isIP(h) !== 0)])] });
+      held = { cert: `${leaf.certPem}${ca.certPem}`, key: leaf.keyPem, names: certificateNames(leaf.certPem), describe: `the cluster's internal CA (valid until ${leaf.notAfter.toISOString()}; trust its root: mlink ca export)` };
+      return held;
     },
   };
 }

@@ -92,6 +92,8 @@ export interface DesiredApp extends ResourceKey {
   databases: DesiredBinding[];
   /** Where each replica runs: placement[i] is replica i's host. */
   placement: string[];
+  /** Sleep after this long without a request; each runtime host's waker wakes it (reconciler/waker/). Not in specHash: turning it on or off moves the route, not the containers. */
+  scaleToZero?: { idleTimeoutSeconds: number };
   /** The build host its image builds on (placement.ts buildHostFor), when built from source. */
   buildHost?: string;
 }
@@ -176,6 +178,10 @@ export interface LiveRoute {
   specHash: string;
   domains: string[];
   servers: string[];
+  /** The route leads to its host's waker (a scale-to-zero app). */
+  wake?: { idleTimeoutSeconds: number };
+  /** What that waker says of the app: asleep, waking, awake, since when, its last request. Sleeping is desired, not drift. */
+  sleep?: { state: 'awake' | 'waking' | 'sleeping'; since: string; lastRequest?: string; error?: string };
   /** The route's access settings as written (edge/route.ts accessDigest); absent in files older than them. */
   access?: string;
 }

@@ -10,6 +10,8 @@ import { ownedBy } from './edge/route.js';
 import { removeClusterEgress, ownedChains } from './hosts/egress.js';
 import type Docker from 'dockerode';
 import type { Host } from './hosts/host.js';
+import { removeWakeSpec } from './hosts/waker.js';
+import { wakeIdOfRoute } from './waker/spec.js';
 import { LABEL, MANAGED_BY } from './model.js';
 import { reconcileWorkflowId } from './temporal/client.js';
 import { taskQueue } from './temporal/worker.js';
@@ -116,6 +118,8 @@ export async function pruneCluster(opts: PruneOptions): Promise<PruneReport> {
     if (!ownedBy(text, cluster)) continue;
     if (!dryRun) await host.files.remove(join(opts.routesDir, f));
     report.routes.push(f);
+    // A scale-to-zero app's wake spec beside it: the waker forgets the app.
+    if (!dryRun) await removeWakeSpec(host, { routesDir: opts.routesDir, api: '' }, wakeIdOfRoute(f));
   }
 
   report.chains = await ownedChains(host, cluster);

@@ -2,11 +2,15 @@
 // Pure: no I/O, deterministic, imported by workflows.
 import { accessDigest } from '../edge/route.js';
 import type { DesiredApp, LiveContainer, LiveRoute, ResourceKey } from '../model.js';
+import { WAKER_URL } from '../waker/spec.js';
+
+/** Hosts where a scale-to-zero app sleeps (or its waker wakes it): its replicas there are made, not started. */
+type Asleep = { asleep?: string[] };
 
 export type AppChange =
   | { change: 'create'; app: DesiredApp; reason: string }
-  | { change: 'update'; app: DesiredApp; stale: LiveContainer[]; strayRoutes: LiveRoute[]; reason: string }
-  | { change: 'heal'; app: DesiredApp; stale: LiveContainer[]; strayRoutes: LiveRoute[]; reason: string }
+  | ({ change: 'update'; app: DesiredApp; stale: LiveContainer[]; strayRoutes: LiveRoute[]; reason: string } & Asleep)
+  | ({ change: 'heal'; app: DesiredApp; stale: LiveContainer[]; strayRoutes: LiveRoute[]; reason: string } & Asleep)
   | { change: 'remove'; key: ResourceKey; containers: LiveContainer[]; routes: LiveRoute[]; reason: string }
   | { change: 'unchanged'; app: DesiredApp };
 
@@ -25,14 +29,25 @@ function serving(app: DesiredApp, current: LiveContainer[]): LiveContainer[] {
   return current.filter((c) => c.running && c.replica < app.replicas && c.host === app.placement[c.replica] && c.ip);
 }
 
+/**
+ * The hosts where a scale-to-zero app is asleep by its waker's word: there its stopped
+ * replicas are desired state, not drift, and a new spec is made without waking it.
+ */
+function asleepOn(app: DesiredApp, routes: LiveRoute[]): string[] {
+  if (!app.scaleToZero) return [];
+  return routes.filter((r) => r.wake && (r.sleep?.state === 'sleeping' || r.sleep?.state === 'waking')).map((r) => r.host);
+}
+
 export function diffApp(app: DesiredApp, containers: LiveContainer[], routes: LiveRoute[]): AppChange {
   const current = containers.filter((c) => c.specHash === app.specHash);
   const other = containers.filter((c) => c.specHash !== app.specHash);
   if (containers.length === 0 && routes.length === 0) return { change: 'create', app, reason: 'not running' };
   const edges = [...new Set(app.placement.slice(0, app.replicas))];
   const strayRoutes = routes.filter((r) => !edges.includes(r.host));
+  const asleep = asleepOn(app, routes);
+  const sleeps = asleep.length ? { asleep } : {};
   if (current.length === 0 && other.length > 0) {
-    return { change: 'update', app, stale: other, strayRoutes, reason: `spec changed (${other[0]!.specHash.slice(0, 10)} -> ${app.specHash.slice(0, 10)})` };
+    return { change: 'update', app, stale: other, strayRoutes, reason: `spec changed (${other[0]!.specHash.slice(0, 10)} -> ${app.specHash.slice(0, 10)})${asleep.length ? ' while asleep' : ''}`, ...sleeps };
   }
   const problems: string[] = [];
   const stale = [...other];
@@ -46,6 +61,10 @@ export function diffApp(app: DesiredApp, containers: LiveContainer[], routes: Li
       stale.push(...moved);
     }
     const placed = here.filter((c) => c.host === host);
+    if (asleep.includes(host!)) {
+      if (!placed.length) problems.push(`replica ${r} missing`);
+      continue;
+    }
     if (!placed.some((c) => c.running)) problems.push(placed.length ? `replica ${r} stopped` : `replica ${r} missing`);
     stale.push(...placed.filter((c) => !c.running));
   }
@@ -59,13 +78,15 @@ export function diffApp(app: DesiredApp, containers: LiveContainer[], routes: Li
   const live = serving(app, current);
   for (const host of edges) {
     const route = routes.find((r) => r.host === host);
-    const servers = live.filter((c) => c.host === host).map((c) => `http://${c.ip}:${app.port}`);
+    // A scale-to-zero app's route leads to its host's waker, which knows the replicas.
+    const servers = app.scaleToZero ? [WAKER_URL] : live.filter((c) => c.host === host).map((c) => `http://${c.ip}:${app.port}`);
     if (!route) problems.push(edges.length > 1 ? `route missing on ${host}` : 'route missing');
     else if (!sameSet(route.servers, servers) || route.specHash !== app.specHash) problems.push('route out of date');
+    else if (route.wake?.idleTimeoutSeconds !== app.scaleToZero?.idleTimeoutSeconds) problems.push(app.scaleToZero ? 'scale-to-zero changed' : 'scale-to-zero turned off');
     else if (!sameSet(route.domains, app.domains)) problems.push('route hosts changed');
     else if (route.access !== accessDigest(app.access)) problems.push('route access settings changed');
   }
   if (strayRoutes.length) problems.push(app.replicas === 0 ? 'route present for 0 replicas' : `route left on ${strayRoutes.map((r) => r.host).join(', ')}`);
   if (problems.length === 0) return { change: 'unchanged', app };
-  return { change: 'heal', app, stale, strayRoutes, reason: [...new Set(problems)].join(', ') };
+  return { change: 'heal', app, stale, strayRoutes, reason: [...new Set(problems)].join(', '), ...sleeps };
 }

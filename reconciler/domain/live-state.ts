@@ -37,6 +37,8 @@ export type LiveStatus =
     replicas?: ReplicaStatus[];
     /** Runtime hosts it runs on. */
     hosts?: string[];
+    /** A scale-to-zero app, as its hosts' wakers say: awake, waking or sleeping, since when, its last request. */
+    sleep?: { state: 'awake' | 'waking' | 'sleeping'; since: string; last_request?: string; idle_timeout_seconds: number; error?: string };
     /** The edges that serve it: each runtime host's Traefik (host:port of its web entrypoint), for a front door to point at. */
     edges?: Array<{ host: string; address: string }>;
     database?: DatabaseLive;

@@ -20,6 +20,8 @@ export interface RouteSpec {
   domains: string[];
   servers: string[];
   access: RouteAccess;
+  /** A scale-to-zero app: the route leads to its host's waker (the only server), naming the app in a request header. */
+  wake?: { id: string; header: string; idleTimeoutSeconds: number };
 }
 
 /** The access settings as one header value, so diff can tell a route written with other settings. */
@@ -29,7 +31,14 @@ export function accessDigest(a: AppAccess): string {
 
 export function renderRoute(r: RouteSpec): string {
   const { http } = edgeTlsConfig({ router: r.router, service: r.router, hosts: r.domains, ...r.access });
-  const routers = stringify({ routers: http.routers, middlewares: http.middlewares }, { lineWidth: 0 }).trimEnd().split('\n').map((l) => `  ${l}`);
+  const middlewares: Record<string, unknown> = { ...http.middlewares };
+  if (r.wake) {
+    // Every router that reaches the service names the app to the waker (a redirect never reaches it).
+    const wake = `${r.router}-wake`;
+    middlewares[wake] = { headers: { customRequestHeaders: { [r.wake.header]: r.wake.id } } };
+    for (const router of Object.values(http.routers)) if (!router.middlewares?.includes(`${r.router}-https`)) router.middlewares = [...(router.middlewares ?? []), wake];
+  }
+  const routers = stringify({ routers: http.routers, middlewares }, { lineWidth: 0 }).trimEnd().split('\n').map((l) => `  ${l}`);
   return [
     '# Written by ml.ink; edits are overwritten by the next reconcile.',
     '# ink.ml.managed-by: mlink',
@@ -38,6 +47,7 @@ export function renderRoute(r: RouteSpec): string {
     `# ink.ml.name: ${r.name}`,
     `# ink.ml.spec-hash: ${r.specHash}`,
     `# ink.ml.access: ${accessDigest(r.access)}`,
+    ...(r.wake ? [`# ink.ml.scale-to-zero: ${r.wake.idleTimeoutSeconds}`] : []),
     'http:',
     ...routers,
     '  services:',
@@ -75,5 +85,6 @@ export function readRoute(file: string, text: string, cluster: string, host: str
   const domains = rule ? [...rule.matchAll(/Host\(`([^`]+)`\)/g)].map((m) => m[1]!) : [];
   const servers = [...text.matchAll(/^ {10}- url: (".*")$/gm)].map((m) => quoted(m[1]!));
   const access = /^# ink\.ml\.access: (.+)$/m.exec(text)?.[1];
-  return { file, host, key: { kind: 'App', project, name }, specHash, domains, servers, ...(access ? { access } : {}) };
+  const idle = Number(header(text, 'ink.ml.scale-to-zero'));
+  return { file, host, key: { kind: 'App', project, name }, specHash, domains, servers, ...(access ? { access } : {}), ...(idle > 0 ? { wake: { idleTimeoutSeconds: idle } } : {}) };
 }

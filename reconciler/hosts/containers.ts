@@ -294,6 +294,21 @@ export async function startReplica(host: Host, r: ReplicaRequest): Promise<Start
   };
 }
 
+/** Makes one replica and leaves it stopped: a sleeping app's new version, which its host's waker starts on the next request (hosts/waker.ts). */
+export async function createReplica(host: Host, r: ReplicaRequest): Promise<void> {
+  const info = await host.docker.getContainer(r.container).inspect().catch((e: unknown) => {
+    if (statusOf(e) === 404) return undefined;
+    throw e;
+  });
+  if (info?.Config.Labels[LABEL.specHash] === r.app.specHash) return;
+  if (info) await removeContainer(host.docker, r.container);
+  try {
+    await host.docker.createContainer(createOptions(r));
+  } catch (e) {
+    if (statusOf(e) !== 409) throw e; // a retry of this activity created it
+  }
+}
+
 /**
  * Drops the host's ARP entry for a reused address. Each replica has its own MAC (the
  * egress rules match on it), so when a new container takes the IP of one removed a

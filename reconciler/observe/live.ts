@@ -5,6 +5,8 @@ import type Docker from 'dockerode';
 import { readRoute } from '../edge/route.js';
 import type { Edge } from '../edge/traefik.js';
 import type { Host } from '../hosts/host.js';
+import { readWakeStates } from '../hosts/waker.js';
+import { wakeId } from '../waker/spec.js';
 import { CERT_FILE_SUFFIX, KINDS, holderName } from '../layout.js';
 import { HELPER_KIND, LABEL, MANAGED_BY, type Kind, type LiveContainer, type LiveNetwork, type LiveRoute, type LiveState, type LiveVolume } from '../model.js';
 
@@ -74,6 +76,12 @@ export async function observeRoutes(host: Host, edge: Edge, cluster: string): Pr
   for (const f of files.filter((f) => f.startsWith(prefix) && f.endsWith('.yaml') && !f.endsWith(CERT_FILE_SUFFIX)).sort()) {
     const route = readRoute(f, (await host.files.read(`${edge.routesDir}/${f}`)) ?? '', cluster, host.name);
     if (route) out.push(route);
+  }
+  // A route to the waker carries what the waker says of its app (asleep is desired, not drift).
+  const states = out.some((r) => r.wake) ? await readWakeStates(host, edge, cluster) : new Map();
+  for (const r of out) {
+    const s = r.wake ? states.get(wakeId(cluster, r.key)) : undefined;
+    if (s) r.sleep = { state: s.state, since: s.since, ...(s.lastRequest ? { lastRequest: s.lastRequest } : {}), ...(s.error ? { error: s.error } : {}) };
   }
   return out;
 }

@@ -10,6 +10,8 @@ export type Action =
   /** `host`: the build host (empty when the cluster has none); `image` is the registry-free name (build-spec.ts). */
   | { type: 'buildImage'; app: DesiredApp; host: string; image: string; reason: string }
   | { type: 'startReplica'; host: string; app: DesiredApp; replica: number; container: string; network: string; reason: string }
+  /** A replica of a sleeping app: made, left stopped; its host's waker starts it on the next request. */
+  | { type: 'createReplica'; host: string; app: DesiredApp; replica: number; container: string; network: string; reason: string }
   | { type: 'waitHealthy'; app: DesiredApp; replicas: Array<{ host: string; container: string }>; reason: string }
   | { type: 'writeRoute'; host: string; app: DesiredApp; file: string; router: string; containers: string[]; reason: string }
   | { type: 'drain'; ms: number; reason: string }

@@ -22,20 +22,27 @@ export function deployActions(cluster: string, change: Extract<AppChange, { chan
   const file = routeFileName(cluster, app);
   const stale = 'stale' in change ? change.stale : [];
   const strays = 'strayRoutes' in change ? change.strayRoutes : [];
+  const asleep = ('asleep' in change ? change.asleep : undefined) ?? [];
   const actions: Action[] = [];
   const replicas: Array<{ host: string; container: string }> = [];
+  const routed: Array<{ host: string; container: string }> = [];
   // Before anything starts: a failed build leaves the running version serving.
   if (app.build) actions.push({ type: 'buildImage', app, host: app.buildHost ?? '', image: app.image, reason: `build source ${app.build.commit.slice(0, 12)}${app.build.path ? ` (${app.build.path})` : ''}; an existing image of the same source is reused` });
   for (let r = 0; r < app.replicas; r++) {
     const container = containerName(cluster, app, r);
     const host = app.placement[r]!;
+    routed.push({ host, container });
+    if (asleep.includes(host)) {
+      actions.push({ type: 'createReplica', host, app, replica: r, container, network, reason: `${change.change} while asleep: the next request starts it` });
+      continue;
+    }
     replicas.push({ host, container });
     actions.push({ type: 'startReplica', host, app, replica: r, container, network, reason: `${change.change}: ${change.reason}` });
   }
+  if (replicas.length) actions.push({ type: 'waitHealthy', app, replicas, reason: `GET ${app.health.path} must answer before traffic moves` });
   if (app.replicas > 0) {
-    actions.push({ type: 'waitHealthy', app, replicas, reason: `GET ${app.health.path} must answer before traffic moves` });
-    for (const host of [...new Set(replicas.map((x) => x.host))]) {
-      const here = replicas.filter((x) => x.host === host).map((x) => x.container);
+    for (const host of [...new Set(routed.map((x) => x.host))]) {
+      const here = routed.filter((x) => x.host === host).map((x) => x.container);
       actions.push({ type: 'writeRoute', host, app, file, router: routerName(cluster, app), containers: here, reason: `route ${app.domains.join(', ')} to ${here.length} replica(s) on ${host}` });
     }
   }

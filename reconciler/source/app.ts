@@ -93,5 +93,6 @@ export function compileApp(app: App, inputs: AppInputs): DesiredApp {
     ...(built ? { build: built.build } : {}),
     databases,
     placement: [],
+    ...(spec.scaleToZero ?? defaults.scaleToZero ? { scaleToZero: { idleTimeoutSeconds: (spec.scaleToZero ?? defaults.scaleToZero)!.idleTimeoutSeconds } } : {}),
   };
 }

@@ -53,7 +53,15 @@ export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: st
     `${running.length}/${o.containers.length} container(s) running`,
     route ? `routed at ${route.domains.join(', ')} to ${o.routes.reduce((n, r) => n + r.servers.length, 0)} server(s)` : 'no route',
   ];
-  let phase = noted(running.length ? 'Running' : o.containers.length ? 'Stopped' : 'NotDeployed', o, parts);
+  // Scale-to-zero: what the waker says (one host's, the first that sleeps or wakes, else the first).
+  const waked = o.routes.find((r) => r.sleep && r.sleep.state !== 'awake') ?? o.routes.find((r) => r.sleep);
+  const sleep = waked?.sleep && waked.wake ? {
+    state: waked.sleep.state, since: waked.sleep.since, idle_timeout_seconds: waked.wake.idleTimeoutSeconds,
+    ...(waked.sleep.lastRequest ? { last_request: waked.sleep.lastRequest } : {}), ...(waked.sleep.error ? { error: waked.sleep.error } : {}),
+  } : undefined;
+  if (sleep) parts.push(`${sleep.state} since ${sleep.since}${sleep.last_request ? `, last request ${sleep.last_request}` : ', no request yet'}${sleep.error ? ` (${sleep.error})` : ''}`);
+  const base = sleep?.state === 'sleeping' ? 'Sleeping' : sleep?.state === 'waking' ? 'Waking' : running.length ? 'Running' : o.containers.length ? 'Stopped' : 'NotDeployed';
+  let phase = noted(base, o, parts);
   const build = ctx.builds ? buildSummary(ctx.builds, _id.project, _id.name) : undefined;
   if (build?.phase === 'Building') {
     phase = 'Building';
@@ -61,7 +69,7 @@ export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: st
   }
   const hosts = [...new Set(running.map((c) => c.host))].sort();
   const routed = new Set(o.routes.flatMap((r) => r.servers.map((s) => `${r.host}/${new URL(s).hostname}`)));
-  const replicas = o.containers.map((c) => ({ container: c.name, host: c.host, commit: c.commit, running: c.running, serving: c.running && !!c.ip && routed.has(`${c.host}/${c.ip}`) }));
+  const replicas = o.containers.map((c) => ({ container: c.name, host: c.host, commit: c.commit, running: c.running, serving: c.running && !!c.ip && (routed.has(`${c.host}/${c.ip}`) || o.routes.some((r) => r.host === c.host && !!r.wake)) }));
   return {
     known: true,
     phase,
@@ -72,6 +80,7 @@ export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: st
     ...names,
     ...(o.last?.at ? { updatedAt: o.last.at } : {}),
     ...(hosts.length ? { hosts } : {}),
+    ...(sleep ? { sleep } : {}),
     ...(edges.length ? { edges } : {}),
     ...(build ? { progress: build.progress, build: { ...build } } : {}),
     replicas,

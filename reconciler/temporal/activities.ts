@@ -10,8 +10,10 @@ import { removeRouteFile, writeRouteFile } from '../edge/traefik.js';
 import * as containers from '../hosts/containers.js';
 import * as databases from '../hosts/databases.js';
 import * as egress from '../hosts/egress.js';
+import { removeWakeSpec, wakeSpecOf, writeWakeSpec } from '../hosts/waker.js';
+import { WAKE_HEADER, WAKER_URL, wakeId, wakeIdOfRoute } from '../waker/spec.js';
 import type { HostPool } from '../hosts/pool.js';
-import { credentialsPath, networkName, routerOfFile, secretPath } from '../layout.js';
+import { containerName, credentialsPath, networkName, routerOfFile, secretPath } from '../layout.js';
 import { keyOf, type DesiredApp } from '../model.js';
 import { planCommit } from '../plan-pass.js';
 import type { Action, ActionOf, Plan } from '../plan/plan.js';
@@ -112,6 +114,18 @@ export function createActivities(deps: ActivityDeps) {
     return started;
   }
 
+  /** A sleeping app's new replica: made with its env (secrets too), left for its host's waker to start. */
+  async function createReplica(input: { action: ActionOf<'createReplica'>; commit: string }): Promise<void> {
+    const a = input.action;
+    const host = hosts.get(a.host);
+    if (a.app.build) await ensurePulled(host.docker, a.app.image);
+    await containers.createReplica(host, {
+      cluster, commit: input.commit, app: a.app, replica: a.replica, container: a.container, network: a.network,
+      secrets: await secretsFor(input.commit, a.app),
+    });
+    log.info('replica made, asleep', { app: `${a.app.project}/${a.app.name}`, host: a.host, container: a.container });
+  }
+
   const at = (host: string, name: string): string => `${host}/${name}`;
 
   /** The replicas' addresses: as their start in this rollOut returned them, else asked of their hosts. */
@@ -149,15 +163,27 @@ export function createActivities(deps: ActivityDeps) {
     const host = hosts.get(a.host);
     const edge = hosts.edge(a.host);
     if (!edge) throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `host ${a.host} has no edge (not a runtime host)` });
-    const servers = (await addresses(a.containers.map((container) => ({ host: a.host, container })), a.app.project, known)).map((ip) => `http://${ip}:${a.app.port}`);
-    if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} on ${a.host} has no address on ${network}`);
     // The certificate first: once the route is live, HTTPS must already meet it.
     await appCertificate(a.host, { ...a.app, domains: a.app.domains }, commit);
-    const content = renderRoute({
-      cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, domains: a.app.domains, servers,
-      access: { ...a.app.access, ...(edge.httpsPort ? { httpsPort: edge.httpsPort } : {}) },
-    });
+    const access = { ...a.app.access, ...(edge.httpsPort ? { httpsPort: edge.httpsPort } : {}) };
+    const id = wakeId(cluster, a.app);
+    if (a.app.scaleToZero) {
+      // The waker learns the replicas before the route leads to it, and serves the new ones before old ones go.
+      const replicas = a.containers.map((container) => ({ container, replica: a.app.placement.findIndex((_, r) => containerName(cluster, a.app, r) === container) }));
+      await writeWakeSpec(host, edge, wakeSpecOf(cluster, a.app, replicas), () => heartbeat());
+      const content = renderRoute({
+        cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, domains: a.app.domains, servers: [WAKER_URL], access,
+        wake: { id, header: WAKE_HEADER, idleTimeoutSeconds: a.app.scaleToZero.idleTimeoutSeconds },
+      });
+      await writeRouteFile(host, edge, a.file, a.router, content, [WAKER_URL], () => heartbeat());
+      return;
+    }
+    const servers = (await addresses(a.containers.map((container) => ({ host: a.host, container })), a.app.project, known)).map((ip) => `http://${ip}:${a.app.port}`);
+    if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} on ${a.host} has no address on ${network}`);
+    const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, domains: a.app.domains, servers, access });
     await writeRouteFile(host, edge, a.file, a.router, content, servers, () => heartbeat());
+    // Scale-to-zero turned off: the route no longer leads to the waker, which may forget the app.
+    await removeWakeSpec(host, edge, id);
   }
 
   async function ensureEgressOn(hostName: string, policy: ActionOf<'ensureEgress'>['policy']): Promise<void> {
@@ -202,6 +228,7 @@ export function createActivities(deps: ActivityDeps) {
       try {
         for (const a of input.actions) {
           if (a.type === 'startReplica') known.set(at(a.host, a.container), (await startReplica({ action: a, commit: input.commit })).ip);
+          else if (a.type === 'createReplica') await createReplica({ action: a, commit: input.commit });
           else if (a.type === 'waitHealthy') await waitHealthy(a, known);
           else if (a.type === 'writeRoute') await writeRoute(a, known, input.commit);
           else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
@@ -239,7 +266,9 @@ export function createActivities(deps: ActivityDeps) {
 
     async removeRoute(a: ActionOf<'removeRoute'>): Promise<void> {
       const edge = hosts.edge(a.host);
-      if (edge) await removeRouteFile(hosts.get(a.host), edge, a.file, routerOfFile(a.file), () => heartbeat());
+      if (!edge) return;
+      await removeRouteFile(hosts.get(a.host), edge, a.file, routerOfFile(a.file), () => heartbeat());
+      await removeWakeSpec(hosts.get(a.host), edge, wakeIdOfRoute(a.file));
     },
 
     async removeNetwork(a: ActionOf<'removeNetwork'>): Promise<void> {

@@ -41,7 +41,7 @@ const local = proxyLocalActivities<Activities>({ startToCloseTimeout: '30 second
 const rollouts = proxyActivities<Activities>({ startToCloseTimeout: '10 minutes', heartbeatTimeout: '5 seconds', retry });
 
 /** The actions `rollOut` runs together, in plan order. */
-const ROLLOUT = new Set<Action['type']>(['startReplica', 'waitHealthy', 'writeRoute']);
+const ROLLOUT = new Set<Action['type']>(['startReplica', 'createReplica', 'waitHealthy', 'writeRoute']);
 // Builds heartbeat their progress; a step that fails on its input (BuildFailed) is not retried.
 const builds = proxyActivities<Activities>({ startToCloseTimeout: '30 minutes', heartbeatTimeout: '30 seconds', retry: { ...retry, maximumAttempts: 3 } });
 // A database's start builds its engine image the first time on a host (about a minute) and waits for the engine.
@@ -51,7 +51,7 @@ async function run(action: Action, commit: string, notes: string[] = []): Promis
   switch (action.type) {
     case 'buildImage': notes.push((await builds.buildImage(action)).note); return;
     case 'ensureNetwork': return local.ensureNetwork(action);
-    case 'startReplica': case 'waitHealthy': case 'writeRoute': return rollouts.rollOut({ actions: [action], commit });
+    case 'startReplica': case 'createReplica': case 'waitHealthy': case 'writeRoute': return rollouts.rollOut({ actions: [action], commit });
     case 'drain': return sleep(action.ms);
     case 'removeContainer': return io.removeContainer(action);
     case 'removeRoute': return io.removeRoute(action);
@@ -85,7 +85,7 @@ export async function applyResourceWorkflow(input: { resource: ResourcePlan; com
         while (end < actions.length && ROLLOUT.has(actions[end]!.type)) end++;
         const batch = actions.slice(i, end);
         // Named before they start: a rollback removes whatever of them the activity got to start.
-        for (const a of batch) if (a.type === 'startReplica') started.push({ host: a.host, name: a.container });
+        for (const a of batch) if (a.type === 'startReplica' || a.type === 'createReplica') started.push({ host: a.host, name: a.container });
         await rollouts.rollOut({ actions: batch, commit: input.commit });
         if (batch.some((a) => a.type === 'writeRoute')) routed.done = true;
         i = end - 1;
@@ -135,7 +135,7 @@ class Retirements {
   async claim(resources: ResourcePlan[]): Promise<void> {
     for (const r of resources) {
       for (const a of r.actions) {
-        if (a.type !== 'startReplica') continue;
+        if (a.type !== 'startReplica' && a.type !== 'createReplica') continue;
         const id = `${a.host}/${a.container}`;
         const state = this.retiring.get(id);
         if (state === 'draining') this.retiring.delete(id);

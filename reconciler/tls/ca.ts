@@ -83,7 +83,8 @@ export async function createRootCa(opts: RootOptions = {}): Promise<CaMaterial> 
 
 /** A leaf for `dnsNames` (the first is the subject CN), signed by the root, `days` long (default 30). */
 export async function issueLeaf(ca: CaMaterial, dnsNames: string[], opts: LeafOptions = {}): Promise<LeafCertificate> {
-  const names = validateDnsNames(dnsNames);
+  // An endpoint reached by address alone needs no host name.
+  const names = dnsNames.length === 0 && opts.ipAddresses?.length ? [] : validateDnsNames(dnsNames);
   const days = opts.days ?? DEFAULT_LEAF_DAYS;
   if (!(days > 0 && days <= 398)) throw new Error(`days: ${days} is out of range; give 1 to 398 days (browsers refuse longer leaves)`);
   const ips = opts.ipAddresses ?? [];
@@ -95,7 +96,7 @@ export async function issueLeaf(ca: CaMaterial, dnsNames: string[], opts: LeafOp
   const notAfter = new Date(now.getTime() + days * DAY_MS);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: [{ CN: [names[0]!] }],
+    subject: [{ CN: [names[0] ?? opts.ipAddresses![0]!] }],
     issuer: root.subject,
     notBefore: new Date(now.getTime() - backdate(days * DAY_MS)),
     notAfter,

@@ -4,7 +4,9 @@
 // that do not fit together. The client is an SDK client in its own process that trusts
 // the operator's CA, as a user's would.
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ensureClusterCa } from '../../reconciler/tls/ca-store.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../infra/proc.js';
 import { issueToken } from '../../mcp/http.js';
@@ -38,9 +40,9 @@ async function started(args: string[]): Promise<{ url: string; stop: () => Promi
 }
 
 /** The fixture client in its own process: its CA trust comes from NODE_EXTRA_CA_CERTS, as a user's would. */
-async function client(mode: 'tools' | 'host', url: string, host?: string): Promise<Record<string, unknown>> {
+async function client(mode: 'tools' | 'host', url: string, host?: string, trust = certs.ca): Promise<Record<string, unknown>> {
   const r = await run(process.execPath, ['--import', 'tsx', 'test/fixtures/mcp-client.ts', mode, url, ...(host ? [host] : [])], {
-    env: { ...process.env, MLINK_TOKEN: token, NODE_EXTRA_CA_CERTS: certs.ca },
+    env: { ...process.env, MLINK_TOKEN: token, NODE_EXTRA_CA_CERTS: trust },
   });
   if (r.code !== 0) throw new Error(`mcp-client ${mode} failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
@@ -84,8 +86,6 @@ describe('mlink serve beyond plain loopback HTTP', () => {
   }, 60_000);
 
   it.each([
-    ['a non-loopback address over plain HTTP', ['--listen', '10.11.12.13:7331'], /--listen 10\.11\.12\.13:7331 is reachable from other machines, and over plain HTTP every agent's bearer token would cross the network in clear text: give --tls-cert FILE --tls-key FILE, or --insecure-http/],
-    ['every address over plain HTTP', ['--listen', '0.0.0.0'], /--listen 0\.0\.0\.0:7331 is reachable from other machines/],
     ['a certificate without its key', ['--tls-cert', 'cert.pem'], /--tls-cert needs --tls-key FILE too/],
     ['--insecure-http on loopback', ['--listen', '127.0.0.1:7331', '--insecure-http'], /--insecure-http is only for a --listen address beyond loopback/],
     ['--listen beside --host', ['--listen', '127.0.0.1', '--host', '127.0.0.1'], /--listen and --host both say where to listen/],
@@ -96,6 +96,25 @@ describe('mlink serve beyond plain loopback HTTP', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
   });
+
+  it('beyond loopback without a certificate, takes one from the cluster\'s internal CA, and says how to make the CA when there is none', async () => {
+    // No CA in this data dir yet: refused before listening, with the way to make one.
+    const none = await serve(['--listen', '0.0.0.0:0']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(/no certificate for --listen 0\.0\.0\.0: the cluster's internal CA in .*keys cannot be read .*`mlink init` makes it, or give --tls-cert FILE --tls-key FILE/);
+    const { ca } = await ensureClusterCa(t.keys);
+    const root = join(t.home, 'cluster-root.pem');
+    writeFileSync(root, ca.certPem);
+    const s = await started(['--listen', '0.0.0.0:0']);
+    try {
+      // an address of this machine beyond loopback, in the certificate; the client trusts only the cluster's root
+      expect(s.url).toMatch(/^https:\/\/(?!127\.)\d+\.\d+\.\d+\.\d+:\d+\/mcp$/);
+      const got = await client('tools', s.url, undefined, root);
+      expect(got.tools).toEqual(expect.arrayContaining(['whoami', 'list_apps']));
+    } finally {
+      await s.stop();
+    }
+  }, 60_000);
 
   it('refuses a key that does not belong to the certificate, before listening', async () => {
     // the CA's key is a real key, just not this certificate's

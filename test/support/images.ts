@@ -11,7 +11,7 @@ import { must, run } from '../../infra/proc.js';
 import { toolchainTag, type Toolchain } from '../../reconciler/image-builds/detect.js';
 import { cfg } from './infra.js';
 
-export const WEB_IMAGE = 'mlink-test/web:3';
+export const WEB_IMAGE = 'mlink-test/web:5';
 const source = fileURLToPath(new URL('../fixtures/web/', import.meta.url));
 
 export async function ensureWebImage(): Promise<string> {

@@ -1,0 +1,73 @@
+// What the waker of a runtime host knows of each scale-to-zero app (written by the
+// reconciler beside the app's route) and what it says of it (written by the waker, read
+// by observe). Plain data and file names only: both the control plane and the waker
+// program (main.ts, a container of its own on the host) import this file.
+
+/** The request header the app's route adds (a Traefik headers middleware): which app a request is for. */
+export const WAKE_HEADER = 'x-mlink-wake';
+
+/** One replica as the waker keeps it: its container, and the network holder a deploy started it in. */
+export interface WakeReplica {
+  container: string;
+  /**
+   * The holder's Docker create request (hosts/containers.ts holderOptions), `name` included:
+   * the holder goes when the replica sleeps, and the replica keeps its MAC (runtime.ts).
+   */
+  holder: Record<string, unknown> & { name: string };
+}
+
+export interface WakeSpec {
+  /** `<cluster>--<project>--<name>`: the app's route file's name without `.yaml`. */
+  id: string;
+  cluster: string;
+  project: string;
+  name: string;
+  specHash: string;
+  idleTimeoutSeconds: number;
+  port: number;
+  /** The project network, where each holder's address is read. */
+  network: string;
+  health: { path: string; timeoutMs: number };
+  /** How long a request is held while the app wakes, before 503 + Retry-After. */
+  waitMs: number;
+  replicas: WakeReplica[];
+}
+
+export type SleepPhase = 'awake' | 'waking' | 'sleeping';
+
+export interface WakeState {
+  id: string;
+  specHash: string;
+  state: SleepPhase;
+  /** When it entered this state (ISO time). */
+  since: string;
+  lastRequest?: string;
+  /** Why the last wake failed, while it sleeps again. */
+  error?: string;
+}
+
+export function wakeId(cluster: string, app: { project: string; name: string }): string {
+  return `${cluster}--${app.project}--${app.name}`;
+}
+
+/** The wake id of an app's route file (layout.ts routeFileName: `mlink-<id>.yaml`). */
+export function wakeIdOfRoute(file: string): string {
+  return file.replace(/^mlink-/, '').replace(/\.yaml$/, '');
+}
+
+export const specFile = (id: string): string => `apps/${id}.json`;
+export const stateFile = (id: string): string => `state/${id}.json`;
+
+export function parseWakeState(text: string | null): WakeState | undefined {
+  if (!text) return undefined;
+  try {
+    const s = JSON.parse(text) as WakeState;
+    return s && typeof s.id === 'string' && ['awake', 'waking', 'sleeping'].includes(s.state) ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where each runtime host's waker listens: on the host's own loopback, where its edge reaches it. */
+export const WAKER_PORT = 18090;
+export const WAKER_URL = `http://127.0.0.1:${WAKER_PORT}`;
