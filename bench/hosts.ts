@@ -20,6 +20,7 @@ import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, 
 import { freePort } from '../test/support/ports.js';
 import { removeTestHosts, startTestHost, testControlKey, type TestHost } from '../test/support/test-hosts.js';
 
+// Plain HTTP (https_redirect: false) on both edges, as before HTTPS came; bench:names measures the HTTPS path.
 const { values } = parseArgs({ options: { apps: { type: 'string', default: '5' } } });
 const N = Number(values.apps);
 const cfg = infraConfig();
@@ -124,7 +125,7 @@ async function main(): Promise<void> {
     const local: number[] = [];
     for (let i = 0; i < N; i++) {
       const t0 = performance.now();
-      await call(agent, 'create_app', { name: `local${i}`, project: cluster, source: { image: `${registryAddress()}/${repo}` }, port: 8080 });
+      await call(agent, 'create_app', { name: `local${i}`, project: cluster, source: { image: `${registryAddress()}/${repo}` }, port: 8080, https_redirect: false });
       await until200('127.0.0.1', cfg.traefik.webPort, `local${i}.${cluster}.localhost`);
       local.push(performance.now() - t0);
     }
@@ -143,7 +144,7 @@ async function main(): Promise<void> {
     const remote: number[] = [];
     for (let i = 0; i < N; i++) {
       const t0 = performance.now();
-      await call(agent, 'create_app', { name: `remote${i}`, project: cluster, source: { image: remoteImage }, port: 8080 });
+      await call(agent, 'create_app', { name: `remote${i}`, project: cluster, source: { image: remoteImage }, port: 8080, https_redirect: false });
       await until200(th.address, 80, `remote${i}.${cluster}.localhost`);
       remote.push(performance.now() - t0);
     }

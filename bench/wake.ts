@@ -172,8 +172,9 @@ async function main(): Promise<void> {
   const agent = await connectAgent(up);
   try {
     await Promise.all([
-      call(agent, 'create_app', { name: 'w', source: { image }, port: 8080, scale_to_zero: { idle_timeout_seconds: 3600 }, wait: 120 }),
-      call(agent, 'create_app', { name: 'direct', source: { image }, port: 8080, wait: 120 }),
+      // Plain HTTP (no redirect) on both, as before HTTPS came.
+      call(agent, 'create_app', { name: 'w', source: { image }, port: 8080, scale_to_zero: { idle_timeout_seconds: 3600 }, https_redirect: false, wait: 120 }),
+      call(agent, 'create_app', { name: 'direct', source: { image }, port: 8080, https_redirect: false, wait: 120 }),
     ]);
     const wakes: number[] = [];
     for (let i = 0; i < ROUNDS; i++) {
@@ -221,7 +222,7 @@ async function main(): Promise<void> {
     process.stdout.write(`creating ${APPS} scale-to-zero apps...\n`);
     for (let i = 0; i < APPS; i += 10) {
       await Promise.all(Array.from({ length: Math.min(10, APPS - i) }, (_, j) => call(agent, 'create_app', {
-        name: `s${i + j}`, source: { image }, port: 8080, resources: { cpu: 0.1, memory_mb: 64, pids: 128 }, scale_to_zero: { idle_timeout_seconds: 3600 }, wait: 300,
+        name: `s${i + j}`, source: { image }, port: 8080, resources: { cpu: 0.1, memory_mb: 64, pids: 128 }, scale_to_zero: { idle_timeout_seconds: 3600 }, https_redirect: false, wait: 300,
       })));
     }
     const awake = await settledMemory();

@@ -13,7 +13,7 @@ export const versions = {
 export interface InfraConfig {
   dirs: DataDir;
   temporal: { host: string; port: number; namespace: string; binary: string; db: string };
-  traefik: { host: string; webPort: number; apiPort: number; binary: string; staticConfig: string; routesDir: string };
+  traefik: { host: string; webPort: number; websecurePort: number; apiPort: number; binary: string; staticConfig: string; routesDir: string };
   registry: { host: string; port: number; storage: string; config: string };
   runsc: { binary: string; choice: string };
   images: { busybox: string; debian: string };
@@ -48,6 +48,7 @@ export function infraConfig(dirs: DataDir = infraDir()): InfraConfig {
     traefik: {
       host: '127.0.0.1',
       webPort: port('MLINK_TRAEFIK_PORT', 18080),
+      websecurePort: port('MLINK_TRAEFIK_TLS_PORT', 18443),
       apiPort: port('MLINK_TRAEFIK_API_PORT', 18081),
       binary: join(dirs.bin, `traefik-${versions.traefik}`),
       staticConfig: join(dirs.home, 'traefik', 'traefik.yaml'),

@@ -56,7 +56,7 @@ export async function checks(cfg: InfraConfig = infraConfig()): Promise<Check[]>
   const traefikVersion = existsSync(cfg.traefik.binary) ? versions.traefik : '';
   out.push({
     component: 'traefik', ok: traefik, version: traefikVersion || '-', address: `http://${cfg.traefik.host}:${cfg.traefik.webPort}`,
-    detail: traefik ? `routes from ${cfg.traefik.routesDir}` : 'Traefik ping does not answer',
+    detail: traefik ? `websecure on https://${cfg.traefik.host}:${cfg.traefik.websecurePort}, routes from ${cfg.traefik.routesDir}` : 'Traefik ping does not answer',
     fix: traefik ? undefined : 'run `npx mlink setup` (builds and starts Traefik)',
   });
 

@@ -18,6 +18,7 @@ import { registryAddress } from '../infra/config.js';
 import type { Host } from './hosts/host.js';
 import type { Edge } from './edge/traefik.js';
 import { dataDir } from './util/paths.js';
+import { startAcme } from './names/acme.js';
 import { backupSchedules } from './backups/schedule.js';
 import { createBackupService } from './backups/service.js';
 import { buildsOnCommit } from './image-builds/early.js';
@@ -35,6 +36,8 @@ export interface EngineOptions {
   routesDir: string;
   traefikApi: string;
   webPort: number;
+  /** The local edge's websecure entrypoint (loopback). */
+  httpsPort: number;
   /** Seconds between drift checks. */
   driftSeconds: number;
   drainMs?: number;
@@ -59,7 +62,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const store = StateStore.open(opts.repoDir);
   const config = await readClusterConfig(await store.view());
   const cluster = config.metadata.name;
-  const edge: Edge = { routesDir: opts.routesDir, api: opts.traefikApi };
+  const edge: Edge = { routesDir: opts.routesDir, api: opts.traefikApi, address: '127.0.0.1', httpsPort: opts.httpsPort };
   const log = opts.log.child({ cluster });
   const relay = registryRelay(registryAddress(), log.child({ component: 'registry' }));
   const serveRegistry = (address: string | undefined): void => void relay.serveAt(address).catch((e: unknown) => log.error('cannot serve the registry on the private network', { address, error: e }));
@@ -86,12 +89,16 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
         await b.removeLeftovers().catch((e: unknown) => log.warn('could not remove old build sandboxes', { error: e }));
         stops.push(() => b.close());
       }
+      // ACME's challenge responder lives beside the worker that orders the certificates.
+      const acme = await startAcme({ keysDir: opts.keysDir, log: log.child({ component: 'acme' }) });
+      stops.push(() => acme.close());
       worker = await startWorker({
         address: opts.temporal.address,
         namespace: opts.temporal.namespace,
         deps: {
           cluster, store, hosts, log, backupsRoot, holdsDir,
           identity: async () => (await loadClusterKey(opts.keysDir)).identity,
+          names: { keysDir: opts.keysDir, stateDir: dataDir().names, acme },
           ...(builder ? { builder } : {}),
         },
       });
@@ -154,7 +161,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     if (runsWorker) tend();
     stops.push(() => hosts.close());
     const liveState = createLiveState({
-      cluster, store, hosts, webPort: opts.webPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
+      cluster, store, hosts, webPort: opts.webPort, httpsPort: opts.httpsPort, planOptions: { drainMs: opts.drainMs ?? 1000 },
       sync: () => trigger('sync'),
       backups: createBackupService(client, backupsRoot),
       ...(opts.build ? { builds: new BuildRecords(opts.build.buildsDir) } : {}),

@@ -234,6 +234,17 @@ export function routeFileName(cluster: string, app: { project: string; name: str
   return `mlink-${cluster}--${app.project}--${app.name}.yaml`;
 }
 
+/** An app's certificate on an edge, beside its route file (edge/app-tls.ts); `.tls.yaml` cannot end a route file, whose last part is a DNS label. */
+export const CERT_FILE_SUFFIX = '.tls.yaml';
+export function certFileName(cluster: string, app: { project: string; name: string }): string {
+  return `mlink-${cluster}--${app.project}--${app.name}${CERT_FILE_SUFFIX}`;
+}
+
+/** The edge's route for ACME HTTP-01 challenges (names/acme.ts); no app's route file has this shape (`--` follows the cluster in theirs). */
+export function acmeChallengeFileName(cluster: string): string {
+  return `mlink-${cluster}-acme-challenge.yaml`;
+}
+
 export function routerName(cluster: string, app: { project: string; name: string }): string {
   return `mlink-${cluster}-${app.project}-${app.name}`;
 }

@@ -4,6 +4,7 @@
 // status records all carry it, and every object on a host also carries the host it is on.
 // Pure types and pure helpers only: workflows import this file.
 import type { Kind } from '../schemas/index.js';
+import type { NamesConfig } from './source/names.js';
 
 export type { Kind } from '../schemas/index.js';
 
@@ -78,6 +79,8 @@ export interface DesiredApp extends ResourceKey {
   runtime: Runtime;
   /** Host names routed to the app. */
   domains: string[];
+  /** Who its routes let in, and whether plain HTTP redirects to HTTPS. Route settings, not container settings: not in specHash. */
+  access: AppAccess;
   health: { path: string; intervalMs: number; timeoutMs: number; retries: number };
   /** Destinations the app may reach beyond the default deny (its own, its project's and the cluster's allow lists). */
   egress?: string[];
@@ -94,6 +97,8 @@ export interface DesiredApp extends ResourceKey {
   /** The build host its image builds on (placement.ts buildHostFor), when built from source. */
   buildHost?: string;
 }
+
+export interface AppAccess { allowCidrs: string[]; redirectToHttps: boolean }
 
 /** A Database as the reconciler runs it. */
 export interface DesiredDatabase extends ResourceKey {
@@ -134,6 +139,8 @@ export interface DesiredState {
   resources: DesiredResource[];
   /** Resources git describes that cannot be applied at this commit (each has a skipped reason): what runs of them is left as it is. */
   held: ResourceKey[];
+  /** How apps' host names are served: certificate issuer and DNS server (source/names.ts). */
+  names?: NamesConfig;
   /** Cluster-wide egress facts: deny-list entries (from files named in mlink.yaml) and control-plane addresses. */
   egress?: { deny: string[]; control: string[] };
 }
@@ -175,6 +182,22 @@ export interface LiveRoute {
   wake?: { idleTimeoutSeconds: number };
   /** What that waker says of the app: asleep, waking, awake, since when, its last request. Sleeping is desired, not drift. */
   sleep?: { state: 'awake' | 'waking' | 'sleeping'; since: string; lastRequest?: string; error?: string };
+  /** The route's access settings as written (edge/route.ts accessDigest); absent in files older than them. */
+  access?: string;
+}
+
+/** An app's certificate file on an edge (edge/app-tls.ts). */
+export interface LiveCertificate {
+  file: string;
+  host: string;
+  key: ResourceKey;
+  dnsNames: string[];
+  issuer: string;
+  /** Which of mlink.yaml's issuers made it (internal, acme). */
+  issuedBy?: string;
+  serial: string;
+  notBefore: string;
+  notAfter: string;
 }
 
 export interface LiveNetwork {
@@ -199,4 +222,6 @@ export interface LiveState {
   routes: LiveRoute[];
   networks: LiveNetwork[];
   volumes: LiveVolume[];
+  /** Apps' certificates on the edges; read where status needs them, not by every pass. */
+  certificates?: LiveCertificate[];
 }

@@ -5,6 +5,7 @@ import { resolveBindings } from './diff/bindings.js';
 import { diff } from './diff/diff.js';
 import type { HostPool } from './hosts/pool.js';
 import { keyFields, keyOf, type LiveState, type ResourceKey } from './model.js';
+import { namesAction } from './names/plan.js';
 import { observe } from './observe/live.js';
 import { place } from './placement.js';
 import { plan, type Plan, type PlanOptions } from './plan/plan.js';
@@ -37,5 +38,6 @@ export async function planCommit(store: StateStore, hosts: HostPool, cluster: st
     ...bound.waiting.map((w): Skipped => ({ ...w, phase: 'WaitingForDatabase' })),
   ];
   const p = plan(diff(bound.desired, seen), { cluster, commit }, { drainMs: opts.drainMs });
-  return { plan: { ...p, waiting: bound.waiting.map(keyOf) }, skipped, live };
+  const names = loaded.desired.names ? { names: namesAction(bound.desired, loaded.desired.names) } : {};
+  return { plan: { ...p, ...names, waiting: bound.waiting.map(keyOf) }, skipped, live };
 }

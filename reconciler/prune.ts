@@ -6,7 +6,7 @@
 // never. Volumes are not touched: data is for a human to purge.
 import { Client, Connection, WorkflowNotFoundError } from '@temporalio/client';
 import { join } from 'node:path';
-import { readRoute } from './edge/route.js';
+import { ownedBy } from './edge/route.js';
 import { removeClusterEgress, ownedChains } from './hosts/egress.js';
 import type Docker from 'dockerode';
 import type { Host } from './hosts/host.js';
@@ -112,10 +112,10 @@ export async function pruneCluster(opts: PruneOptions): Promise<PruneReport> {
     if (!dryRun) report.left.push(`container ${nameOf(c)}: could not be removed`);
   }
 
-  // Route files whose header names this cluster (the file name alone could belong to a cluster whose name starts the same).
+  // Route and certificate files whose header names this cluster (the file name alone could belong to a cluster whose name starts the same).
   for (const f of (await host.files.list(opts.routesDir)).filter((f) => f.startsWith('mlink-') && f.endsWith('.yaml')).sort()) {
     const text = (await host.files.read(join(opts.routesDir, f))) ?? '';
-    if (!readRoute(f, text, cluster, host.name)) continue;
+    if (!ownedBy(text, cluster)) continue;
     if (!dryRun) await host.files.remove(join(opts.routesDir, f));
     report.routes.push(f);
     // A scale-to-zero app's wake spec beside it: the waker forgets the app.

@@ -26,6 +26,10 @@ export interface AppSpec {
   resources?: Resources;
   replicas?: number;
   domains?: string[];
+  /** Client networks allowed in (default: mlink.yaml's access.allowCidrs); others get 403. */
+  allowCidrs?: string[];
+  /** Plain HTTP redirects to HTTPS unless false. */
+  httpsRedirect?: boolean;
   healthCheck?: { path: string; intervalSeconds?: number; timeoutSeconds?: number; retries?: number };
   scaleToZero?: { idleTimeoutSeconds: number };
   egress?: Egress;
@@ -74,8 +78,26 @@ export interface ClusterConfig {
     defaults?: { runtime?: 'runsc' | 'runc'; resources?: Resources; replicas?: number; scaleToZero?: { idleTimeoutSeconds: number } };
     egress?: Egress & { denyFiles?: string[] };
     projects?: Record<string, { runtime?: 'runsc' | 'runc'; egress?: Egress }>;
+    tls?: ClusterTls;
+    access?: { allowCidrs?: string[] };
+    dns?: ClusterDns;
     secrets: { recipients: string[] };
   };
+}
+
+export interface ClusterTls {
+  issuer?: 'internal' | 'acme';
+  /** `30d`, `12h`, `90s`: an internal-CA leaf's lifetime. */
+  leafLifetime?: string;
+  acme?: { directoryUrl: string; email?: string; caFile?: string };
+}
+
+export interface ClusterDns {
+  server: string;
+  port?: number;
+  zone: string;
+  ttl?: number;
+  tsigKey: { name: string; algorithm?: 'hmac-sha256' };
 }
 
 /** One problem in one file: `file: field.path problem (allowed: ...)`. */

@@ -25,6 +25,8 @@ export function registryReady(cfg: InfraConfig): Promise<boolean> {
 export interface TraefikStatic {
   /** host:port of the web entrypoint (`:80` is every address). */
   web: string;
+  /** host:port of the websecure entrypoint (`:443` on a real edge). */
+  websecure: string;
   /** host:port of the API and ping. */
   api: string;
   routesDir: string;
@@ -32,13 +34,18 @@ export interface TraefikStatic {
   writtenBy: string;
 }
 
-/** Traefik's static config: web and API entrypoints, ping, the file provider on a watched directory. */
+/** Traefik's static config: web, websecure and API entrypoints, ping, the file provider on a watched directory. */
 export function traefikStaticConfig(o: TraefikStatic): string {
   return [
     `# Written by ${o.writtenBy}; edits are overwritten.`,
     'entryPoints:',
     `  web:`,
     `    address: "${o.web}"`,
+    // HTTPS for every app host name; the certificates are files beside the routes (edge/app-tls.ts).
+    `  websecure:`,
+    `    address: "${o.websecure}"`,
+    '    http:',
+    '      tls: {}',
     `  traefik:`,
     `    address: "${o.api}"`,
     'ping:',
@@ -132,7 +139,7 @@ export function traefikStep(): Step {
     mkdirSync(cfg.traefik.routesDir, { recursive: true });
     mkdirSync(dirname(cfg.traefik.staticConfig), { recursive: true });
     writeDefaultCertificate(cfg);
-    const config = traefikStaticConfig({ web: `${cfg.traefik.host}:${cfg.traefik.webPort}`, api: `${cfg.traefik.host}:${cfg.traefik.apiPort}`, routesDir: cfg.traefik.routesDir, writtenBy: 'mlink setup' });
+    const config = traefikStaticConfig({ web: `${cfg.traefik.host}:${cfg.traefik.webPort}`, websecure: `${cfg.traefik.host}:${cfg.traefik.websecurePort}`, api: `${cfg.traefik.host}:${cfg.traefik.apiPort}`, routesDir: cfg.traefik.routesDir, writtenBy: 'mlink setup' });
     writeFileSync(cfg.traefik.staticConfig, config);
     return {
       daemon: {
@@ -141,7 +148,7 @@ export function traefikStep(): Step {
         fingerprint: createHash('sha256').update(config).digest('hex'), // a changed config restarts Traefik once
         ready: () => traefikReady(cfg),
       },
-      where: `web on ${cfg.traefik.host}:${cfg.traefik.webPort}, routes from ${cfg.traefik.routesDir}`,
+      where: `web on ${cfg.traefik.host}:${cfg.traefik.webPort}, websecure on ${cfg.traefik.websecurePort}, routes from ${cfg.traefik.routesDir}`,
     };
   });
 }

@@ -27,7 +27,9 @@ function fields(nullable: boolean) {
       .describe('secret environment variables: values are encrypted with age and never shown again' + (nullable ? '; a null value removes that secret, other secrets stay' : '')),
     resources: opt(resources),
     replicas: opt(z.number().int().min(0).max(20)).describe('containers to run, 0-20'),
-    domains: opt(z.array(z.string().max(253)).max(16)).describe('host names routed to the app'),
+    domains: opt(z.array(z.string().max(253)).max(16)).describe('host names routed to the app, each served over HTTPS with a certificate from the cluster\'s issuer (and an A record when mlink.yaml configures DNS)'),
+    allow_cidrs: opt(z.array(z.string().max(43)).max(64)).describe("client networks allowed to reach the app, as 'address[/prefix]' (IPv4 or IPv6), e.g. ['10.20.0.0/16']; every other client gets 403. Default: mlink.yaml's access.allowCidrs (the private ranges)" + (nullable ? '; null goes back to that default' : '')),
+    https_redirect: opt(z.boolean()).describe('plain HTTP redirects to HTTPS unless false (then the app answers on plain HTTP too)'),
     health_check: opt(z.strictObject({
       path: z.string().max(512).describe('an absolute URL path such as /healthz, answered with 2xx or 3xx'),
       interval_seconds: z.number().int().min(1).max(3600).optional(),
@@ -81,7 +83,7 @@ export function registerAppTools(server: McpServer, domain: Domain): void {
 
   server.registerTool('get_app', {
     title: 'Get app',
-    description: 'The app\'s manifest on main, its revision, and its live status (unknown until the reconciler runs): phase (Building, Running, BuildFailed, ...), progress, and for apps built from source the newest build (method, step, Dockerfile, last log lines). Secret values are never returned, only names.',
+    description: 'The app\'s manifest on main, its revision, and its live status (unknown until the reconciler runs): phase (Building, Running, BuildFailed, ...), progress, its URL (https_url; url is where to send people), its certificates on the edges (issuer, not_after), its DNS records and their state (synced, refused, failed, skipped, with the reason), and for apps built from source the newest build (method, step, Dockerfile, last log lines). Secret values are never returned, only names.',
     inputSchema: z.strictObject({ name, project }),
     outputSchema: appOutput,
     annotations: reads('Get app'),

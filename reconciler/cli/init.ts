@@ -9,7 +9,8 @@ const HELP = `usage: mlink init [DIR] [--base-domain NAME] [--cluster NAME]
 
 Creates a bare git repo (branch main) holding mlink.yaml, apps/, databases/ and a README
 for reviewers. DIR defaults to $MLINK_HOME/state (~/.mlink/state). The cluster's private
-age key goes to $MLINK_HOME/keys, never into git.
+age key and the root key of its CA go to $MLINK_HOME/keys, never into git;
+the CA's root certificate is committed at tls/ca.pem.
 `;
 
 export async function run(argv: string[]): Promise<number> {
@@ -20,7 +21,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     const r = await initStateRepo({ dir, keysDir: dd.keys, baseDomain: values['base-domain'], clusterName: values.cluster });
     process.stdout.write(r.created
-      ? `initialised state repo ${r.dir} (main at ${r.commit?.slice(0, 12)})\nage public key ${r.recipient}\nprivate key ${r.keyFile} (keep it out of git; back it up)\n`
+      ? `initialised state repo ${r.dir} (main at ${r.commit?.slice(0, 12)})\nage public key ${r.recipient}\nprivate key ${r.keyFile} (keep it out of git; back it up)\ncluster CA root ${r.caFile}, committed at tls/ca.pem (trust it in clients: \`mlink ca export > root.pem\`)\n`
       : `state repo ${r.dir} already exists (main at ${r.commit?.slice(0, 12)}); nothing changed\n`);
     return 0;
   } catch (err) {

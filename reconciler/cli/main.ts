@@ -15,6 +15,8 @@ const commands: Record<string, Command> = {
   logs: { summary: 'an app\'s build log or container output; -f follows', load: () => import('./logs.js') },
   db: { summary: 'databases: list, backup, backups, verify, restore, url, purge', load: () => import('./db.js') },
   host: { summary: 'hosts reached over SSH: add (pin its key, install, commit), list (health), remove', load: () => import('./host.js') },
+  ca: { summary: 'export or show the root certificate of the cluster\'s CA (trust it in clients)', load: () => import('./ca.js') },
+  dns: { summary: 'configure the DNS zone and TSIG key apps\' A records go to', load: () => import('./dns.js') },
   token: { summary: 'add, list or revoke agent tokens for `mlink serve`', load: () => import('./token.js') },
   prune: { summary: 'remove what a cluster whose control plane is gone left on this host (--cluster NAME)', load: () => import('./prune.js') },
 };

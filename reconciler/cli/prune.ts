@@ -9,7 +9,7 @@ const HELP = `usage: mlink prune --cluster NAME [--dry-run] [--force]
 
 Removes everything cluster NAME left on this host once its control plane is gone (an
 mlink up that died, a benchmark, a test): its reconcile workflow, its containers
-(replicas, network holders, build sandboxes), its Traefik route files, its project
+(replicas, network holders, build sandboxes), its Traefik route and certificate files, its project
 networks and its egress rules. Only objects ml.ink labelled with that cluster's name;
 never another cluster's, never volumes. Refuses while a worker of the cluster still
 polls Temporal (stop its mlink up first; --force skips that check).

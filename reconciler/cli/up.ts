@@ -61,6 +61,7 @@ export async function run(argv: string[]): Promise<number> {
       routesDir: cfg.traefik.routesDir,
       traefikApi: `http://${cfg.traefik.host}:${cfg.traefik.apiPort}`,
       webPort: cfg.traefik.webPort,
+      httpsPort: cfg.traefik.websecurePort,
       build: { sourcesDir: dirs.sources, buildsDir: dirs.builds },
     });
     const gitServer = await startGitHttpServer({ root: dirs.sources, port: gitPort, log });
@@ -80,7 +81,8 @@ export async function run(argv: string[]): Promise<number> {
       `  MCP endpoint   ${server.url}`,
       ...(server.certificate ? [`  certificate    ${server.certificate}; Host names allowed: ${server.allowedHosts.join(', ')}`] : []),
       token ? `  agent token    ${token}   (agent "${agent}", all projects; shown once, keep it)` : `  agent token    agent "${agent}" already has one; \`npx mlink token add ${agent}\` issues a new one`,
-      `  apps served at http://<app>.<project>.localhost:${cfg.traefik.webPort}/ (Traefik)`,
+      `  apps served at https://<app>.<project>.localhost:${cfg.traefik.websecurePort}/ (Traefik; plain HTTP on ${cfg.traefik.webPort} redirects)`,
+      `  cluster CA     ${init.caFile}   (trust it: \`npx mlink ca export > mlink-root.pem\`)`,
       `  state repo     ${init.dir}   (git clone it to review, revert, audit)`,
       `  source repos   ${gitServer.url}/<project>/<app>.git   (git clone what agents sent; read-only)`,
       `  cluster        ${engine.cluster}; drift check every ${driftSeconds} s`,

@@ -1,5 +1,6 @@
 // diff, App part: one desired app against its live replicas and route.
 // Pure: no I/O, deterministic, imported by workflows.
+import { accessDigest } from '../edge/route.js';
 import type { DesiredApp, LiveContainer, LiveRoute, ResourceKey } from '../model.js';
 import { WAKER_URL } from '../waker/spec.js';
 
@@ -83,6 +84,7 @@ export function diffApp(app: DesiredApp, containers: LiveContainer[], routes: Li
     else if (!sameSet(route.servers, servers) || route.specHash !== app.specHash) problems.push('route out of date');
     else if (route.wake?.idleTimeoutSeconds !== app.scaleToZero?.idleTimeoutSeconds) problems.push(app.scaleToZero ? 'scale-to-zero changed' : 'scale-to-zero turned off');
     else if (!sameSet(route.domains, app.domains)) problems.push('route hosts changed');
+    else if (route.access !== accessDigest(app.access)) problems.push('route access settings changed');
   }
   if (strayRoutes.length) problems.push(app.replicas === 0 ? 'route present for 0 replicas' : `route left on ${strayRoutes.map((r) => r.host).join(', ')}`);
   if (problems.length === 0) return { change: 'unchanged', app };

@@ -11,6 +11,10 @@ export interface AppFieldsInput {
   resources?: { cpu?: number; memory_mb?: number; pids?: number } | null;
   replicas?: number | null;
   domains?: string[] | null;
+  /** Client networks let in; others get 403. null: back to mlink.yaml's default. */
+  allow_cidrs?: string[] | null;
+  /** false: plain HTTP serves the app too instead of redirecting to HTTPS. */
+  https_redirect?: boolean | null;
   health_check?: { path: string; interval_seconds?: number; timeout_seconds?: number; retries?: number } | null;
   scale_to_zero?: { idle_timeout_seconds: number } | null;
   egress_allow?: string[] | null;
@@ -52,6 +56,8 @@ function mapFields(input: AppFieldsInput & { source?: SourceInput; port?: number
   if (input.resources !== undefined) out.resources = input.resources && drop({ cpu: input.resources.cpu, memoryMb: input.resources.memory_mb, pids: input.resources.pids });
   if (input.replicas !== undefined) out.replicas = input.replicas;
   if (input.domains !== undefined) out.domains = input.domains;
+  if (input.allow_cidrs !== undefined) out.allowCidrs = input.allow_cidrs;
+  if (input.https_redirect !== undefined) out.httpsRedirect = input.https_redirect;
   if (input.health_check !== undefined) {
     const h = input.health_check;
     out.healthCheck = h && drop({ path: h.path, intervalSeconds: h.interval_seconds, timeoutSeconds: h.timeout_seconds, retries: h.retries });

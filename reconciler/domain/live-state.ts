@@ -29,6 +29,10 @@ export type LiveStatus =
   | { known: false; reason: string }
   | {
     known: true; phase: string; message?: string; appliedCommit?: string; url?: string; updatedAt?: string; progress?: string;
+    /** An app's HTTPS address, and its certificates on the edges and DNS records (with whether each is in the zone). */
+    https_url?: string;
+    certificates?: Array<{ host: string; names: string[]; issuer: string; serial: string; not_before: string; not_after: string }>;
+    dns?: Array<{ name: string; addresses: string[]; state: string; reason?: string; at: string }>;
     build?: Record<string, unknown>;
     replicas?: ReplicaStatus[];
     /** Runtime hosts it runs on. */

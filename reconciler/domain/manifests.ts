@@ -9,6 +9,7 @@ import type { TreeView } from '../state/tree.js';
 import { DomainError, invalid, notFound } from './errors.js';
 import type { Change } from '../state/tree.js';
 import { write, type Ctx, type WriteResult } from './write.js';
+import { validateAllowCidrs } from '../edge/tls-config.js';
 
 /** manifestPath, but an identity that is not a pair of DNS labels is the agent's input error. */
 export function manifestPath(kind: Kind, project: string, name: string): string {
@@ -34,6 +35,10 @@ export function checkManifest(file: string, m: Manifest): string {
   } catch (err) {
     if (err instanceof SchemaError) throw invalid(err.message);
     throw err;
+  }
+  // What the schema cannot say: each entry is a real network (edge/tls-config.ts).
+  if (m.kind === 'App' && m.spec.allowCidrs) {
+    try { validateAllowCidrs(m.spec.allowCidrs, 'spec.allowCidrs'); } catch (err) { throw invalid(`${file}: ${(err as Error).message}`); }
   }
   const text = toYaml(m);
   const size = Buffer.byteLength(text);

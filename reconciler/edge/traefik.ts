@@ -10,6 +10,9 @@ export interface Edge {
   routesDir: string;
   /** Traefik's API as the host reaches it, e.g. http://127.0.0.1:18081 */
   api: string;
+  /** Where clients reach its websecure entrypoint, when not the host's own address and 443 (the embedded default: loopback, 18443). */
+  address?: string;
+  httpsPort?: number;
 }
 
 async function serviceServers(host: Host, edge: Edge, router: string): Promise<string[] | null> {

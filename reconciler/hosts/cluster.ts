@@ -14,7 +14,7 @@ import { HostPool, type HostEntry } from './pool.js';
 import { SshHost } from './ssh-host.js';
 
 export function localEdge(cfg = infraConfig()): Edge {
-  return { routesDir: cfg.traefik.routesDir, api: `http://${cfg.traefik.host}:${cfg.traefik.apiPort}` };
+  return { routesDir: cfg.traefik.routesDir, api: `http://${cfg.traefik.host}:${cfg.traefik.apiPort}`, address: cfg.traefik.host, httpsPort: cfg.traefik.websecurePort };
 }
 
 /** Where a remote runtime host's edge (a Traefik container, edge/edge-host.ts) keeps its routes and answers its API. */

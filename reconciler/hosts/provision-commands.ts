@@ -137,13 +137,15 @@ export interface EdgeOptions {
   version: string;
   /** Where the web entrypoint listens on the host: `:80` (every address) by default. */
   webAddress: string;
+  /** Where the websecure entrypoint listens on the host: `:443` (every address) by default. */
+  websecureAddress?: string;
   /** Where the API and ping answer, on the host's loopback (REMOTE_EDGE). */
   apiAddress: string;
   routesDir: string;
 }
 
 export function edgeStaticConfig(o: EdgeOptions): string {
-  return traefikStaticConfig({ web: o.webAddress, api: o.apiAddress, routesDir: o.routesDir, writtenBy: 'mlink host add' });
+  return traefikStaticConfig({ web: o.webAddress, websecure: o.websecureAddress ?? ':443', api: o.apiAddress, routesDir: o.routesDir, writtenBy: 'mlink host add' });
 }
 
 /** The edge image's tag: Traefik's version and the hash of what is baked in with it (static config, Dockerfile). */

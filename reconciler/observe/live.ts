@@ -7,7 +7,7 @@ import type { Edge } from '../edge/traefik.js';
 import type { Host } from '../hosts/host.js';
 import { readWakeStates } from '../hosts/waker.js';
 import { wakeId } from '../waker/spec.js';
-import { KINDS, holderName } from '../layout.js';
+import { CERT_FILE_SUFFIX, KINDS, holderName } from '../layout.js';
 import { HELPER_KIND, LABEL, MANAGED_BY, type Kind, type LiveContainer, type LiveNetwork, type LiveRoute, type LiveState, type LiveVolume } from '../model.js';
 
 export function clusterFilter(cluster: string, ...more: string[]): { label: string[] } {
@@ -73,7 +73,7 @@ export async function observeRoutes(host: Host, edge: Edge, cluster: string): Pr
   const prefix = `mlink-${cluster}--`;
   const files = await host.files.list(edge.routesDir);
   const out: LiveRoute[] = [];
-  for (const f of files.filter((f) => f.startsWith(prefix) && f.endsWith('.yaml')).sort()) {
+  for (const f of files.filter((f) => f.startsWith(prefix) && f.endsWith('.yaml') && !f.endsWith(CERT_FILE_SUFFIX)).sort()) {
     const route = readRoute(f, (await host.files.read(`${edge.routesDir}/${f}`)) ?? '', cluster, host.name);
     if (route) out.push(route);
   }

@@ -1,7 +1,9 @@
 // The actions a plan is made of: plain data, each naming the host it runs on and why.
 // The workflow walks them and hands each to one activity (temporal/activities.ts).
 import type { EgressPolicy } from '../hosts/egress-rules.js';
+import type { NamedApp } from '../dns/app-records.js';
 import type { DesiredApp, DesiredDatabase, ResourceKey } from '../model.js';
+import type { NamesConfig } from '../source/names.js';
 
 export type Action =
   | { type: 'ensureNetwork'; host: string; project: string; network: string; reason: string }
@@ -19,7 +21,8 @@ export type Action =
   | { type: 'ensureEgress'; host: string; policy: EgressPolicy; reason: string }
   | { type: 'removeEgress'; host: string; project: string; reason: string }
   | { type: 'startDatabase'; host: string; db: DesiredDatabase; container: string; volume: string; egress: EgressPolicy; reason: string }
-  | { type: 'waitDatabase'; host: string; db: DesiredDatabase; container: string; reason: string };
+  | { type: 'waitDatabase'; host: string; db: DesiredDatabase; container: string; reason: string }
+  | { type: 'ensureNames'; config: NamesConfig; apps: NamedApp[]; held: ResourceKey[]; reason: string };
 
 export type ActionOf<T extends Action['type']> = Extract<Action, { type: T }>;
 

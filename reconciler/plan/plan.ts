@@ -22,6 +22,8 @@ export interface Plan {
   resources: ResourcePlan[];
   /** Run after every resource: networks no resource uses any more. */
   cleanup: Action[];
+  /** Run last: apps' certificates and DNS records, brought to where the apps now run (names/plan.ts). */
+  names?: Action;
   /** Resources (keyOf) that need nothing. */
   unchanged: string[];
   /** Resources (keyOf) that need nothing, so answer now: a resource waiting for one of them need not wait. */

@@ -7,6 +7,7 @@ import { compileSource } from '../image-builds/build-spec.js';
 import { manifestPath } from '../layout.js';
 import type { DesiredApp, DesiredBinding, DesiredDatabase, Engine } from '../model.js';
 import { appEgress } from './egress.js';
+import { appAccess } from './names.js';
 
 const FALLBACK = { cpu: 0.5, memoryMb: 256, pids: 256 };
 /** Start-up health checks poll every 200 ms for the manifest's whole window (interval x retries), at least 30 s. */
@@ -85,6 +86,7 @@ export function compileApp(app: App, inputs: AppInputs): DesiredApp {
     replicas: spec.replicas ?? defaults.replicas ?? 1,
     runtime,
     domains: spec.domains?.length ? [...spec.domains] : [`${metadata.name}.${metadata.project}.${cluster.spec.baseDomain}`],
+    access: appAccess(app, cluster),
     health: healthOf(spec.healthCheck),
     egress: appEgress(app, cluster),
     readOnlyRoot,

@@ -13,6 +13,7 @@ import { keyFields, type DesiredApp, type DesiredDatabase, type DesiredState, ty
 import { compileApp } from './app.js';
 import { compileDatabase, withSpecHash } from './database.js';
 import { loadClusterEgress } from './egress.js';
+import { compileNames } from './names.js';
 
 export { CLUSTER_FILE } from '../layout.js';
 
@@ -124,6 +125,7 @@ export async function loadDesired(store: StateStore, commit: string, clusterName
       resources: [...databases.values(), ...compiled],
       held,
       egress: await loadClusterEgress(view, cluster),
+      names: await compileNames(view, cluster),
     },
     skipped,
     hosts: await clusterHostsAt(view, cluster),

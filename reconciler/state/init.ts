@@ -10,6 +10,7 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseDocument } from 'yaml';
 import { validateClusterConfig } from '../../schemas/index.js';
+import { CA_REPO_PATH, ensureClusterCa } from '../tls/ca-store.js';
 import { CLUSTER_KEY_FILE, generateClusterKey, loadClusterKey, saveClusterKey } from './secrets.js';
 import { MAIN, SYSTEM, StateStore } from './store.js';
 import type { Change } from './tree.js';
@@ -17,7 +18,9 @@ import type { Change } from './tree.js';
 export const TEMPLATE_DIR = fileURLToPath(new URL('../../state-repo-template/', import.meta.url));
 
 export interface InitOptions { dir: string; keysDir: string; baseDomain?: string; clusterName?: string }
-export interface InitResult { dir: string; commit: string | null; recipient: string; keyFile: string; created: boolean }
+export interface InitResult { dir: string; commit: string | null; recipient: string; keyFile: string; created: boolean; /** The CA's root certificate in the keys dir (also at tls/ca.pem in the repo). */ caFile: string }
+
+const caMessage = 'Add the cluster CA\'s root certificate\n\nApps\' HTTPS certificates are signed by it; clients and auditors trust it from\ntls/ca.pem (`mlink ca export`). Its private key stays in the data dir.\n';
 
 async function templateFiles(root: string): Promise<string[]> {
   const out: string[] = [];
@@ -38,9 +41,18 @@ export async function initStateRepo(opts: InitOptions): Promise<InitResult> {
   const key = existsSync(keyFile) ? await loadClusterKey(opts.keysDir) : await generateClusterKey();
   if (!existsSync(keyFile)) await saveClusterKey(opts.keysDir, key);
 
+  // The cluster's CA: its root key stays in the keys dir; its certificate goes into git.
+  const ca = await ensureClusterCa(opts.keysDir, { commonName: `ml.ink internal CA (${opts.clusterName ?? 'cluster'})` });
+
   if (existsSync(join(dir, 'HEAD')) || existsSync(join(dir, '.git'))) {
-    const head = await StateStore.open(dir).resolve(MAIN);
-    if (head) return { dir, commit: head, recipient: key.recipient, keyFile, created: false };
+    const store = StateStore.open(dir);
+    const head = await store.resolve(MAIN);
+    if (head) {
+      // A repo from before the CA (or a CA made anew after its root was lost) gets the root it must trust.
+      if ((await (await store.view(MAIN)).readText(CA_REPO_PATH)) === ca.change.content) return { dir, commit: head, recipient: key.recipient, keyFile, created: false, caFile: ca.certFile };
+      const { commit } = await store.commit({ ref: MAIN, author: SYSTEM, message: caMessage, prepare: async () => [ca.change] });
+      return { dir, commit, recipient: key.recipient, keyFile, created: false, caFile: ca.certFile };
+    }
   } else if (existsSync(dir) && (await readdir(dir)).length > 0) {
     throw new Error(`${dir} exists and is not empty; choose an empty or new directory`);
   }
@@ -60,11 +72,12 @@ export async function initStateRepo(opts: InitOptions): Promise<InitResult> {
     }
     changes.push({ path, content: text });
   }
+  changes.push(ca.change);
   const { commit } = await store.commit({
     ref: MAIN,
     author: SYSTEM,
-    message: 'Initialise the ml.ink state repo\n\nLayout, README for reviewers and auditors, examples, and the cluster\nconfig with this cluster\'s age public key.\n',
+    message: 'Initialise the ml.ink state repo\n\nLayout, README for reviewers and auditors, examples, and the cluster\nconfig with this cluster\'s age public key, and the root certificate of\nthe cluster\'s CA (tls/ca.pem), which signs apps\' HTTPS certificates.\n',
     prepare: async () => changes,
   });
-  return { dir, commit, recipient: key.recipient, keyFile, created: true };
+  return { dir, commit, recipient: key.recipient, keyFile, created: true, caFile: ca.certFile };
 }

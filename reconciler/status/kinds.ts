@@ -5,7 +5,8 @@ import type { DatabaseLive, LiveStatus, ResourceId } from '../domain/live-state.
 import type { HostPool } from '../hosts/pool.js';
 import type { BuildRecords } from '../image-builds/records.js';
 import { networkName } from '../layout.js';
-import type { LiveContainer, LiveRoute, LiveVolume } from '../model.js';
+import type { RecordStatus } from '../dns/app-records.js';
+import type { LiveCertificate, LiveContainer, LiveRoute, LiveVolume } from '../model.js';
 import { buildSummary } from './app-logs.js';
 import type { ResourceStatus, StatusRecord } from './record.js';
 
@@ -13,6 +14,8 @@ export interface Observed {
   containers: LiveContainer[];
   routes: LiveRoute[];
   volume?: LiveVolume;
+  /** An app's certificates on the edges (edge/app-tls.ts). */
+  certificates?: LiveCertificate[];
   /** This resource's entry in the newest note, when it was not ok. */
   record?: ResourceStatus;
   last?: StatusRecord;
@@ -30,7 +33,7 @@ function noted(phase: string, o: Observed, parts: string[]): string {
   return phase;
 }
 
-export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: string) => string | undefined; builds?: BuildRecords }): LiveStatus {
+export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: string) => string | undefined; httpsPortOf?: (host: string) => number | undefined; builds?: BuildRecords; records?: RecordStatus[] }): LiveStatus {
   const running = o.containers.filter((c) => c.running);
   const newest = [...running].sort((a, b) => (a.commit < b.commit ? -1 : 1)).at(-1);
   const route = o.routes[0];
@@ -40,7 +43,12 @@ export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: st
     return address ? [{ host, address }] : [];
   });
   const port = route ? ctx.edgeOf(route.host)?.split(':').pop() : undefined;
-  const url = route?.domains[0] ? `http://${route.domains[0]}${port && port !== '80' ? `:${port}` : ''}/` : undefined;
+  const http = route?.domains[0] ? `http://${route.domains[0]}${port && port !== '80' ? `:${port}` : ''}/` : undefined;
+  const securePort = route ? ctx.httpsPortOf?.(route.host) : undefined;
+  const https = route?.domains[0] && securePort ? `https://${route.domains[0]}${securePort === 443 ? '' : `:${securePort}`}/` : undefined;
+  // Plain HTTP only redirects unless the app opted out, so the URL to give out is the HTTPS one.
+  const url = route?.access?.includes('redirect=false') ? http : https ?? http;
+  const names = namesStatus(_id, o, ctx.records);
   const parts = [
     `${running.length}/${o.containers.length} container(s) running`,
     route ? `routed at ${route.domains.join(', ')} to ${o.routes.reduce((n, r) => n + r.servers.length, 0)} server(s)` : 'no route',
@@ -68,12 +76,24 @@ export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: st
     message: parts.join('; '),
     ...(newest?.commit ? { appliedCommit: newest.commit } : {}),
     ...(url ? { url } : {}),
+    ...(https ? { https_url: https } : {}),
+    ...names,
     ...(o.last?.at ? { updatedAt: o.last.at } : {}),
     ...(hosts.length ? { hosts } : {}),
     ...(sleep ? { sleep } : {}),
     ...(edges.length ? { edges } : {}),
     ...(build ? { progress: build.progress, build: { ...build } } : {}),
     replicas,
+  };
+}
+
+/** An app's certificates (issuer, expiry, per edge) and its DNS records with their state. */
+function namesStatus(id: ResourceId, o: Observed, records: RecordStatus[] | undefined): Pick<Extract<LiveStatus, { known: true }>, 'certificates' | 'dns'> {
+  const resource = `${id.kind}/${id.project}/${id.name}`;
+  const mine = (records ?? []).filter((r) => r.resource === resource);
+  return {
+    ...(o.certificates?.length ? { certificates: o.certificates.map((c) => ({ host: c.host, names: c.dnsNames, issuer: c.issuer, serial: c.serial, not_before: c.notBefore, not_after: c.notAfter })) } : {}),
+    ...(mine.length ? { dns: mine.map((r) => ({ name: r.name, addresses: r.addresses, state: r.state, ...(r.reason ? { reason: r.reason } : {}), at: r.at })) } : {}),
   };
 }
 

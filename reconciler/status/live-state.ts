@@ -16,14 +16,27 @@ import { fileHistory } from '../state/history.js';
 import { MAIN, type StateStore } from '../state/store.js';
 import { REMOTE_EDGE_WEB_PORT } from '../hosts/cluster.js';
 import { appStatus, databaseStatus, volumeSizer, type Observed } from './kinds.js';
+import { infraConfig } from '../../infra/config.js';
+import { readRecordsFile } from '../dns/app-records.js';
+import { observeCertificates } from '../edge/app-tls.js';
+import type { LiveCertificate } from '../model.js';
+import { dataDir } from '../util/paths.js';
+
+async function observeAllCertificates(hosts: HostPool, cluster: string): Promise<LiveCertificate[]> {
+  const parts = await Promise.all(hosts.runtime().map((t) => (t.edge ? observeCertificates(t.host, t.edge, cluster) : Promise.resolve([]))));
+  return parts.flat();
+}
 import { latestStatus, type StatusRecord } from './record.js';
 
 export interface LiveStateDeps {
   cluster: string;
   store: StateStore;
   hosts: HostPool;
-  /** Where the local edge's web entrypoint listens, for the URL agents are given. */
+  /** Where the local edge's web and websecure entrypoints listen, for the URL agents are given. */
   webPort: number;
+  httpsPort?: number;
+  /** Where the DNS records' state is kept (default the data dir's names/). */
+  namesDir?: string;
   planOptions?: PlanOptions;
   /** Build records on this host, for build phase, progress and logs. */
   builds?: BuildRecords;
@@ -34,7 +47,12 @@ export interface LiveStateDeps {
 }
 
 export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
-  const look = (): Promise<[LiveState, StatusRecord | undefined]> => Promise.all([observe(deps.hosts.runtime(), deps.cluster), latestStatus(deps.store)]);
+  const look = async (): Promise<[LiveState, StatusRecord | undefined]> => {
+    const [live, last, certificates] = await Promise.all([observe(deps.hosts.runtime(), deps.cluster), latestStatus(deps.store), observeAllCertificates(deps.hosts, deps.cluster)]);
+    return [{ ...live, certificates }, last];
+  };
+  const httpsPort = deps.httpsPort ?? infraConfig().traefik.websecurePort;
+  const namesDir = deps.namesDir ?? dataDir().names;
 
   /** The address of a runtime host's edge (its web entrypoint): this machine's Traefik, or the edge on the host's own address. */
   const edgeOf = (host: string): string | undefined => {
@@ -46,11 +64,20 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
     }
   };
 
+  /** The websecure port of a runtime host's edge: this machine's Traefik, or 443 on a host's own edge. */
+  const httpsPortOf = (host: string): number | undefined => {
+    try {
+      return deps.hosts.entry(host).address === 'local' ? httpsPort : 443;
+    } catch {
+      return undefined;
+    }
+  };
+
   const volumeSizes = volumeSizer(deps.hosts);
 
   /** How each kind's live objects read; a new kind adds its entry (status/kinds.ts). */
   const STATUS: Record<ResourceId['kind'], (id: ResourceId, o: Observed) => Promise<LiveStatus>> = {
-    App: async (id, o) => appStatus(id, o, { edgeOf, builds: deps.builds }),
+    App: async (id, o) => appStatus(id, o, { edgeOf, httpsPortOf, builds: deps.builds, records: (await readRecordsFile(namesDir, deps.cluster))?.records }),
     Database: async (id, o) => databaseStatus(id, o, { cluster: deps.cluster, sizes: o.volume ? await volumeSizes([o.volume]) : new Map() }),
   };
 
@@ -60,6 +87,7 @@ export function createLiveState(deps: LiveStateDeps): LiveStateProvider {
       containers: live.containers.filter((c) => keyOf(c.key) === key),
       routes: live.routes.filter((r) => keyOf(r.key) === key),
       volume: live.volumes.find((v) => keyOf(v.key) === key),
+      certificates: (live.certificates ?? []).filter((c) => keyOf(c.key) === key),
       record: last?.resources.find((r) => r.kind === id.kind && r.project === id.project && r.name === id.name && r.result !== 'ok'),
       last,
     };

@@ -29,6 +29,8 @@ import type { BuildPlane } from '../image-builds/build-plane.js';
 import { atRegistry } from '../image-builds/build-spec.js';
 import { ensurePulled } from '../image-builds/docker-steps.js';
 import { bindingEnv, checkCredentials, type Credentials } from '../databases/credentials.js';
+import { createNamesActivities } from '../names/activities.js';
+import type { AcmeService } from '../names/acme.js';
 
 export type PassPlan =
   | { commit: null }
@@ -47,6 +49,8 @@ export interface ActivityDeps {
   /** The control plane's backup store and holds (dataDir().backups, .holds). */
   backupsRoot: string;
   holdsDir: string;
+  /** Certificates (the CA's keys, ACME) and where DNS ownership is kept (names/activities.ts). */
+  names: { keysDir: string; stateDir: string; acme?: AcmeService };
 }
 
 function stalled(e: unknown): never {
@@ -58,6 +62,7 @@ function stalled(e: unknown): never {
 
 export function createActivities(deps: ActivityDeps) {
   const { hosts, cluster, log } = deps;
+  const { appCertificate, ...names } = createNamesActivities({ ...deps, ...deps.names });
 
   async function secretsFor(commit: string, app: DesiredApp): Promise<Record<string, string>> {
     if (!app.secretEnv.length && !app.databases.length) return {};
@@ -153,18 +158,21 @@ export function createActivities(deps: ActivityDeps) {
     }));
   }
 
-  async function writeRoute(a: ActionOf<'writeRoute'>, known: Map<string, string>): Promise<void> {
+  async function writeRoute(a: ActionOf<'writeRoute'>, known: Map<string, string>, commit: string): Promise<void> {
     const network = networkName(cluster, a.app.project);
     const host = hosts.get(a.host);
     const edge = hosts.edge(a.host);
     if (!edge) throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `host ${a.host} has no edge (not a runtime host)` });
+    // The certificate first: once the route is live, HTTPS must already meet it.
+    await appCertificate(a.host, { ...a.app, domains: a.app.domains }, commit);
+    const access = { ...a.app.access, ...(edge.httpsPort ? { httpsPort: edge.httpsPort } : {}) };
     const id = wakeId(cluster, a.app);
     if (a.app.scaleToZero) {
       // The waker learns the replicas before the route leads to it, and serves the new ones before old ones go.
       const replicas = a.containers.map((container) => ({ container, replica: a.app.placement.findIndex((_, r) => containerName(cluster, a.app, r) === container) }));
       await writeWakeSpec(host, edge, wakeSpecOf(cluster, a.app, replicas), () => heartbeat());
       const content = renderRoute({
-        cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, domains: a.app.domains, servers: [WAKER_URL],
+        cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, domains: a.app.domains, servers: [WAKER_URL], access,
         wake: { id, header: WAKE_HEADER, idleTimeoutSeconds: a.app.scaleToZero.idleTimeoutSeconds },
       });
       await writeRouteFile(host, edge, a.file, a.router, content, [WAKER_URL], () => heartbeat());
@@ -172,7 +180,7 @@ export function createActivities(deps: ActivityDeps) {
     }
     const servers = (await addresses(a.containers.map((container) => ({ host: a.host, container })), a.app.project, known)).map((ip) => `http://${ip}:${a.app.port}`);
     if (servers.some((s) => s.includes('//:'))) throw new Error(`a replica of ${a.app.project}/${a.app.name} on ${a.host} has no address on ${network}`);
-    const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, domains: a.app.domains, servers });
+    const content = renderRoute({ cluster, project: a.app.project, name: a.app.name, specHash: a.app.specHash, router: a.router, domains: a.app.domains, servers, access });
     await writeRouteFile(host, edge, a.file, a.router, content, servers, () => heartbeat());
     // Scale-to-zero turned off: the route no longer leads to the waker, which may forget the app.
     await removeWakeSpec(host, edge, id);
@@ -189,6 +197,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createBuildActivities(deps.builder),
     ...createBackupActivities(deps),
+    ...names,
 
     /**
      * One pass's plan: the newest commit on main, its desired state (or why it cannot be
@@ -221,7 +230,7 @@ export function createActivities(deps: ActivityDeps) {
           if (a.type === 'startReplica') known.set(at(a.host, a.container), (await startReplica({ action: a, commit: input.commit })).ip);
           else if (a.type === 'createReplica') await createReplica({ action: a, commit: input.commit });
           else if (a.type === 'waitHealthy') await waitHealthy(a, known);
-          else if (a.type === 'writeRoute') await writeRoute(a, known);
+          else if (a.type === 'writeRoute') await writeRoute(a, known, input.commit);
           else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
         }
       } finally {

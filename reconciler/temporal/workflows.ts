@@ -18,7 +18,12 @@ import type { Activities, PassPlan } from './activities.js';
 export { backupWorkflow, restoreWorkflow, verifyBackupWorkflow } from './backup-workflows.js';
 
 export interface Trigger { reason: string }
-export interface ReconcileInput { cluster: string; drainMs?: number; pending?: Trigger; lastRecorded?: string; state?: ReconcileState }
+export interface ReconcileInput {
+  cluster: string; drainMs?: number; pending?: Trigger; lastRecorded?: string; state?: ReconcileState;
+  /** The names step of the last commit that could be applied: an invalid commit keeps its certificates renewed and records kept. */
+  lastNames?: NamesStep;
+}
+type NamesStep = { action: Action; commit: string };
 export interface ReconcileState { passes: number; running: boolean; lastCommit?: string; lastPhase?: string; lastError?: string }
 
 export const reconcileSignal = defineSignal<[Trigger]>('reconcile');
@@ -55,6 +60,7 @@ async function run(action: Action, commit: string, notes: string[] = []): Promis
     case 'removeEgress': return io.removeEgress(action);
     case 'startDatabase': notes.push((await databases.startDatabase({ action, commit })).note); return;
     case 'waitDatabase': return databases.waitDatabase({ action, commit });
+    case 'ensureNames': notes.push(...(await io.ensureNames({ action, commit })).notes); return;
   }
 }
 
@@ -162,6 +168,7 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
   const state: ReconcileState = { passes: 0, running: false, ...input.state };
   let pending: Trigger | undefined = input.pending ?? { reason: 'start' };
   let lastRecorded = input.lastRecorded;
+  let lastNames = input.lastNames;
   setHandler(reconcileSignal, (t) => { pending = t; });
   setHandler(stateQuery, () => state);
   const retirements = new Retirements();
@@ -178,7 +185,8 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
     state.passes++;
     const snap = await local.planPass({ drainMs: input.drainMs ?? 1000, retiring: retirements.names() });
     if (snap.commit) {
-      const record = await pass(snap, trigger, state.passes, retirements);
+      const record = await pass(snap, trigger, state.passes, retirements, lastNames);
+      if ('plan' in snap && snap.plan.names) lastNames = { action: snap.plan.names, commit: snap.commit };
       // Something waits for a database that this pass got running: the next pass starts it, now.
       if ('plan' in snap && snap.plan.waiting.length && record.resources.some((r) => r.kind === 'Database' && r.result === 'ok')) pending ??= { reason: 'a database its apps wait for is ready' };
       state.lastCommit = snap.commit;
@@ -193,15 +201,28 @@ export async function reconcileWorkflow(input: ReconcileInput): Promise<void> {
     state.running = false;
   }
   await retirements.settled();
-  await continueAsNew<typeof reconcileWorkflow>({ ...input, pending, lastRecorded, state });
+  await continueAsNew<typeof reconcileWorkflow>({ ...input, pending, lastRecorded, state, ...(lastNames ? { lastNames } : {}) });
 }
 
-async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger, seq: number, retirements: Retirements): Promise<StatusRecord> {
+/** Apps' certificates and records (names/activities.ts), as one cluster-wide entry of the pass's status when it did or failed something. */
+async function names(step: NamesStep): Promise<ResourceStatus[]> {
+  const notes: string[] = [];
+  try {
+    await run(step.action, step.commit, notes);
+    return notes.length ? [{ kind: 'Cluster', project: '-', name: 'names', change: 'update', result: 'ok', message: notes.join('; ') }] : [];
+  } catch (err) {
+    return [{ kind: 'Cluster', project: '-', name: 'names', change: 'update', result: 'failed', phase: 'ApplyFailed', message: failureMessage(err).message }];
+  }
+}
+
+async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger, seq: number, retirements: Retirements, lastNames?: NamesStep): Promise<StatusRecord> {
   const commit = snap.commit;
   const at = new Date().toISOString();
   const base = { commit, at, trigger: trigger.reason };
   if ('invalid' in snap) {
-    return { ...base, phase: 'ValidationFailed', message: `not applied; the last good state keeps running: ${snap.invalid}`, resources: [], unchanged: 0 };
+    // The last good state keeps running, so its certificates are still renewed.
+    const resources = lastNames ? await names(lastNames) : [];
+    return { ...base, phase: 'ValidationFailed', message: `not applied; the last good state keeps running: ${snap.invalid}`, resources, unchanged: 0 };
   }
   const p = snap.plan;
   await retirements.claim(p.resources);
@@ -235,6 +256,8 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
       resources.push({ kind: 'Cluster', project: '-', name: a.type, change: 'remove', result: 'failed', phase: 'PruneFailed', message: failureMessage(err).message });
     }
   }
+  // Last: certificates and records follow where the resources now run.
+  if (p.names) resources.push(...(await names({ action: p.names, commit })));
   for (const s of p.stalled) {
     const [kind, id] = s.key.split(' ') as [ResourceStatus['kind'], string];
     const [project, name] = id.split('/') as [string, string];

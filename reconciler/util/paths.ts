@@ -17,6 +17,7 @@ export interface DataDir {
   builds: string; // build records and logs: <project>/<app>/<key>/
   backups: string; // the backup store: <project>/<database>/<backup id>/ (dump.age, meta.json) and pitr/
   holds: string; // resources a human-started operation (a restore) holds the reconciler off
+  names: string; // DNS records each cluster owns in its zone, and their state: <cluster>.json
 }
 
 export function dataDir(home = process.env.MLINK_HOME ?? join(homedir(), '.mlink')): DataDir {
@@ -34,5 +35,6 @@ export function dataDir(home = process.env.MLINK_HOME ?? join(homedir(), '.mlink
     builds: join(home, 'builds'),
     backups: join(home, 'backups'),
     holds: join(home, 'holds'),
+    names: join(home, 'names'),
   };
 }

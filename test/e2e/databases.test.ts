@@ -10,11 +10,9 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clusterHistories } from '../support/histories.js';
 import { findSecret } from '../support/secret-scan.js';
-import { docker, eventually, runId } from '../support/infra.js';
+import { docker, eventually, runId, viaTraefik } from '../support/infra.js';
 import { dbAppSource } from '../support/db-apps.js';
 import { call as callTool, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
-import { request } from 'node:http';
-import { cfg } from '../support/infra.js';
 
 const cluster = `db${runId}`.slice(0, 20);
 let up: Up;
@@ -30,17 +28,9 @@ async function call<T = Record<string, unknown>>(client: Client, name: string, a
   return r;
 }
 
-/** An HTTP request through Traefik's web entrypoint to an app's host name. */
+/** A request to an app's host name through Traefik (HTTPS; plain HTTP redirects). */
 function http(host: string, method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: cfg.traefik.host, port: cfg.traefik.webPort, path, method, headers: { host }, timeout: 10_000, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${host} in 10 s`)));
-    req.on('error', reject);
-    req.end(body);
-  });
+  return viaTraefik(host, path, 10_000, { method, body });
 }
 
 async function items(app: string): Promise<string[]> {

@@ -6,7 +6,7 @@
 // two replicas land on both runtime hosts; a human's `git revert` takes them off both.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ import { removeTestHosts, startTestHost, testControlKey, type TestHost } from '.
 
 const cluster = `h${runId.slice(-8)}`;
 let up: Up;
+/** The cluster CA's root, as `mlink ca export` gives it. */
+let root = '';
 let agent: Client;
 let build: TestHost;
 let rt1: TestHost;
@@ -86,14 +88,14 @@ async function humanRevert(commits: string[]): Promise<void> {
   }
 }
 
-/** GET through a runtime host's own edge (port 80 on its address), as a front door would send it. */
+/** GET through a runtime host's own edge as a client would: HTTPS on 443 at its address, under the cluster's root (plain HTTP on 80 redirects there). */
 function viaEdge(address: string, hostHeader: string, path = '/'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: address, port: 80, path, headers: { host: hostHeader }, timeout: 10_000 }, (res) => {
+    const req = httpsRequest({ host: address, port: 443, path, servername: hostHeader, ca: root, headers: { host: hostHeader }, timeout: 10_000, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
-    req.on('timeout', () => req.destroy(new Error(`no answer from ${address}:80`)));
+    req.on('timeout', () => req.destroy(new Error(`no answer from ${address}:443`)));
     req.on('error', reject);
     req.end();
   });
@@ -126,6 +128,7 @@ beforeAll(async () => {
     startTestHost({ name: `r2${runId.slice(-4)}`, bare: true }),
   ]);
   up = await startUp({ cluster });
+  root = await must('node', ['bin/mlink.js', 'ca', 'export'], { env: upEnv(up.home) });
   agent = await connectAgent(up);
   // The operator's key, already authorized on the hosts, is the control plane's key.
   mkdirSync(join(up.home, 'keys', 'ssh'), { recursive: true, mode: 0o700 });

@@ -57,7 +57,7 @@ beforeAll(async () => {
   const net = await docker.createNetwork({ Name: `mlink-${neighbour}-p`, Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: neighbour, [testLabel]: runId } });
   await docker.createContainer({ Image: cfg.images.busybox, Cmd: ['sleep', '600'], name: `mlink-${neighbour}-p-n`, Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.cluster]: neighbour, [testLabel]: runId }, HostConfig: { NetworkMode: net.id } });
   await docker.createContainer({ Image: cfg.images.busybox, Cmd: ['sleep', '600'], Labels: { [LABEL.cluster]: cluster, [testLabel]: runId } });
-  writeFileSync(neighbourRoute, renderRoute({ cluster: neighbour, project: 'p', name: 'n', specHash: 'a'.repeat(64), router: `mlink-${neighbour}-p-n`, domains: ['n.p.nb.localhost'], servers: ['http://192.0.2.1:80'] }));
+  writeFileSync(neighbourRoute, renderRoute({ cluster: neighbour, project: 'p', name: 'n', specHash: 'a'.repeat(64), router: `mlink-${neighbour}-p-n`, domains: ['n.p.nb.localhost'], servers: ['http://192.0.2.1:80'], access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: false } }));
 }, 180_000);
 
 afterAll(async () => {
@@ -99,7 +99,8 @@ describe('mlink prune --cluster', () => {
     const r = await prune(['--force']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/removed 1 route file\(s\): mlink-prn\S+--default--gone\S+\.yaml/);
+    // its route and, beside it, its certificate (whose header names the cluster too)
+    expect(r.stdout).toMatch(/removed 2 route file\(s\): mlink-prn\S+--default--gone\S+\.tls\.yaml, mlink-prn\S+--default--gone\S+\.yaml/);
     expect(await mine()).toEqual({ containers: [], networks: [] });
     expect(await ownedChains(host, cluster)).toEqual([]);
     expect(await workflowStatus()).toBe('TERMINATED');

@@ -82,11 +82,11 @@ describe('mlink up, end to end', () => {
     expect(stored.flatMap((h) => findSecret(h.history, marker)).length).toBeGreaterThan(0);
     expect(stored.flatMap((h) => findSecret(h.history, secret).map((p) => `${h.workflowId} ${h.runId} ${p}`))).toEqual([]);
     const status = await call<{ live: { known: boolean; phase?: string; url?: string } }>(agent, 'get_app', { name: 'web' });
-    expect(status.live).toMatchObject({ known: true, phase: 'Running', url: `http://web.default.localhost:${cfg.traefik.webPort}/`, appliedCommit: createCommit });
+    expect(status.live).toMatchObject({ known: true, phase: 'Running', url: `https://web.default.localhost:${cfg.traefik.websecurePort}/`, appliedCommit: createCommit });
     const listed = await call<{ apps: Array<{ name: string; live: { phase?: string } }> }>(agent, 'list_apps', {});
     expect(listed.apps).toEqual([expect.objectContaining({ name: 'web', live: expect.objectContaining({ phase: 'Running' }) })]);
     const table = await must('node', ['bin/mlink.js', 'status'], { env: upEnv(up.home) });
-    expect(table).toMatch(new RegExp(`^default/web\\s+Running\\s+http://web\\.default\\.localhost:${cfg.traefik.webPort}/\\s+${createCommit.slice(0, 12)}\\s+1/1 container`, 'm'));
+    expect(table).toMatch(new RegExp(`^default/web\\s+Running\\s+https://web\\.default\\.localhost:${cfg.traefik.websecurePort}/\\s+local\\s+${createCommit.slice(0, 12)}\\s+1/1 container`, 'm'));
   }, 60_000);
 
   it('updates an env value with no failed request while a client polls', async () => {
@@ -254,7 +254,7 @@ describe('mlink up, end to end', () => {
     const list = await appContainers('slow');
     expect(list.map((c) => c.Labels[LABEL.replica]).sort()).toEqual(['0', '1']);
     expect(list.every((c) => c.State === 'running')).toBe(true);
-    expect(routeFiles()).toEqual([`mlink-${cluster}--default--slow.yaml`]);
+    expect(routeFiles()).toEqual([`mlink-${cluster}--default--slow.tls.yaml`, `mlink-${cluster}--default--slow.yaml`]); // its certificate and its route
   }, 120_000);
 
   it('records the status of every applied commit as a git note', async () => {

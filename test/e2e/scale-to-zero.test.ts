@@ -119,7 +119,8 @@ describe('scale-to-zero', () => {
 
   it(`puts apps idle for their ${IDLE_S} s timeout to sleep: no container of theirs runs, and the drift check leaves them asleep`, async () => {
     await Promise.all([...sleepers, ...held].map((name) => call(agent, 'create_app', {
-      name, source: { image }, port: 8080, env: { GREETING: `${name}1` }, scale_to_zero: { idle_timeout_seconds: IDLE_S }, wait: 60,
+      // Plain HTTP to the waker (WebSocket and SSE included), as before HTTPS came: no redirect.
+      name, source: { image }, port: 8080, env: { GREETING: `${name}1` }, scale_to_zero: { idle_timeout_seconds: IDLE_S }, https_redirect: false, wait: 60,
     })));
     for (const name of [...sleepers, ...held]) expect((await get(name)).body).toMatch(new RegExp(`^${name}1 from `));
     const lastRequest = Date.now();

@@ -67,11 +67,11 @@ describe('wait: a write returns when its change is live, or failed, with progres
     const served = await page(site);
     expect(served.status).toBe(200);
     expect(served.body).toMatch(new RegExp(`^waited-${runId} from `));
-    expect(wait).toMatchObject({ state: 'live', resources: [{ name: site, state: 'live', url: `http://${site}.default.localhost:${cfg.traefik.webPort}/` }] });
+    expect(wait).toMatchObject({ state: 'live', resources: [{ name: site, state: 'live', url: `https://${site}.default.localhost:${cfg.traefik.websecurePort}/` }] });
     expect(progress[0]).toMatch(new RegExp(`^app default/${site}: committed [0-9a-f]{12}; waiting for the reconciler$`));
     expect(progress).toEqual(expect.arrayContaining([`app default/${site}: build 5/5 image: Step 2/3 : RUN sleep 3 && echo ${runId} > /built`]));
     // (the last progress, "live", is sent just before the result; the SDK client drops one that arrives in the same read as the result, so it is not asserted)
-    expect(wait.message).toBe(`app default/${site} is live at http://${site}.default.localhost:${cfg.traefik.webPort}/`);
+    expect(wait.message).toBe(`app default/${site} is live at https://${site}.default.localhost:${cfg.traefik.websecurePort}/`);
     // the build log reached the client that set a level, line by line, to its end
     const built = logs.filter((l) => l.logger === 'mlink.build').map((l) => String(l.data));
     expect(built).toEqual(expect.arrayContaining([expect.stringMatching(new RegExp(`^default/${site}: detect: method dockerfile`)), expect.stringMatching(new RegExp(`^default/${site}: built \\S+ in [\\d.]+ s \\(dockerfile\\)$`))]));

@@ -31,7 +31,7 @@ describe('traefik', () => {
       `    ${runId}:`,
       `      rule: "Host(\`${host}\`)"`,
       `      service: ${runId}`,
-      '      entryPoints: [web]',
+      '      entryPoints: [websecure]', // what viaTraefik reaches (TLS from the entrypoint's defaults)
       '  services:',
       `    ${runId}:`,
       '      loadBalancer:',

@@ -1,7 +1,7 @@
 // `mlink init`: a bare repo on main with the template, a valid cluster config naming the
 // cluster's age public key, and the private key only in the data dir.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -24,8 +24,12 @@ describe('mlink init', () => {
     expect(git(repo, 'rev-parse', '--is-bare-repository').trim()).toBe('true');
     expect(git(repo, 'symbolic-ref', 'HEAD').trim()).toBe('refs/heads/main');
     expect(git(repo, 'ls-tree', '-r', '--name-only', 'main').trim().split('\n')).toEqual([
-      'README.md', 'apps/.gitkeep', 'databases/.gitkeep', 'examples/apps/default/hello.yaml', 'examples/databases/default/notes-db.yaml', 'mlink.yaml',
+      'README.md', 'apps/.gitkeep', 'databases/.gitkeep', 'examples/apps/default/hello.yaml', 'examples/databases/default/notes-db.yaml', 'mlink.yaml', 'tls/ca.pem',
     ]);
+    // The CA: its root committed for clients to trust, its key only in the data dir.
+    expect(git(repo, 'show', 'main:tls/ca.pem')).toBe(readFileSync(join(home, 'keys', 'ca.pem'), 'utf8'));
+    expect(statSync(join(home, 'keys', 'ca.key.pem')).mode & 0o777).toBe(0o600);
+    expect(git(repo, 'log', '-p', 'main')).not.toContain('PRIVATE KEY');
     const config = validateClusterConfig('mlink.yaml', parse(git(repo, 'show', 'main:mlink.yaml')));
     const key = await loadClusterKey(join(home, 'keys'));
     expect(config.spec.secrets.recipients).toEqual([key.recipient]);
@@ -42,7 +46,7 @@ describe('mlink init', () => {
     expect(git(dir, 'show', 'main:mlink.yaml')).toContain('baseDomain: apps.example.org');
     expect(mlink('init', dir)).toContain('already exists');
     expect(git(dir, 'rev-parse', 'main').trim()).toBe(first);
-    expect(readdirSync(join(home, 'keys'))).toEqual(['cluster.agekey']);
+    expect(readdirSync(join(home, 'keys'))).toEqual(['ca.key.pem', 'ca.pem', 'cluster.agekey']);
   });
 
   it('refuses a non-empty directory that is not a repo', () => {

@@ -27,14 +27,14 @@ let image = '';
 
 const app = (specHash: string): DesiredApp => ({
   kind: 'App', project: 'p', name: 'web', specHash: specHash.padEnd(40, '0'), image, port: 8080, env: { GREETING: specHash }, secretEnv: [],
-  resources: { cpu: 0.5, memoryMb: 64, pids: 64 }, replicas: 1, runtime: 'runsc', domains: ['web.p.localhost'], egress: [], readOnlyRoot: true,
+  resources: { cpu: 0.5, memoryMb: 64, pids: 64 }, replicas: 1, runtime: 'runsc', domains: ['web.p.localhost'], access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: true }, egress: [], readOnlyRoot: true,
   health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 50 }, databases: [], placement: ['local'],
 });
 const request = (a: DesiredApp): ReplicaRequest => ({ cluster, commit: 'c0', app: a, replica: 0, container: `mlink-${cluster}-p-web-${a.specHash.slice(0, 10)}-0`, network, secrets: {} });
 
 /** The route file that says `a` serves, as the reconciler writes it. */
 function serving(a: DesiredApp, ip: string): void {
-  writeFileSync(join(routes, routeFileName(cluster, a)), renderRoute({ cluster, project: 'p', name: 'web', specHash: a.specHash, router: 'r', domains: a.domains, servers: [`http://${ip}:8080`] }));
+  writeFileSync(join(routes, routeFileName(cluster, a)), renderRoute({ cluster, project: 'p', name: 'web', specHash: a.specHash, router: 'r', domains: a.domains, servers: [`http://${ip}:8080`], access: a.access }));
 }
 
 async function answers(ip: string): Promise<string | undefined> {

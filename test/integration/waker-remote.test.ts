@@ -20,7 +20,7 @@ let host: SshHost;
 
 const app: DesiredApp = {
   kind: 'App', project: 'default', name: 'sleepy', specHash: 'd'.repeat(64), image: WEB_IMAGE, port: 8080, env: { GREETING: 'remote' }, secretEnv: [],
-  resources: { cpu: 0.5, memoryMb: 128, pids: 256 }, replicas: 1, runtime: 'runsc', domains: ['sleepy.default.localhost'],
+  resources: { cpu: 0.5, memoryMb: 128, pids: 256 }, replicas: 1, runtime: 'runsc', domains: ['sleepy.default.localhost'], access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: true },
   health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 150 }, databases: [], placement: ['remote'], scaleToZero: { idleTimeoutSeconds: 30 },
 };
 

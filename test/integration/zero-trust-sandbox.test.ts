@@ -18,7 +18,7 @@ let image = '';
 
 const app = (name: string, over: Partial<DesiredApp> = {}): DesiredApp => ({
   kind: 'App', project: 'sandbox', name, specHash: `${name}${'0'.repeat(40)}`, image, port: 8080, env: {}, secretEnv: [],
-  resources: { cpu: 0.5, memoryMb: 64, pids: 128 }, replicas: 1, runtime: 'runsc', domains: [], egress: [], readOnlyRoot: true,
+  resources: { cpu: 0.5, memoryMb: 64, pids: 128 }, replicas: 1, runtime: 'runsc', domains: [], access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: true }, egress: [], readOnlyRoot: true,
   health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 50 }, databases: [], placement: ['local'], ...over,
 });
 

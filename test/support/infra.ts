@@ -3,7 +3,7 @@
 // only that.
 import Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
-import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { infraConfig } from '../../infra/config.js';
 import { LocalHost } from '../../reconciler/hosts/host.js';
 
@@ -40,15 +40,23 @@ export async function eventually<T>(what: string, fn: () => Promise<T | undefine
   }
 }
 
-/** GET through Traefik's web entrypoint with a Host header (fetch would drop it). */
-export function viaTraefik(host: string, path = '/', timeoutMs = 5000): Promise<{ status: number; body: string }> {
+/**
+ * GET an app through Traefik as a browser would reach it: HTTPS on the websecure
+ * entrypoint with SNI and Host set to its name (plain HTTP redirects there). The chain is
+ * not checked here: these tests are about routing; test/e2e/names.test.ts checks the
+ * certificates against the exported root.
+ */
+export function viaTraefik(host: string, path = '/', timeoutMs = 5000, opts: { method?: string; body?: string } = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: cfg.traefik.host, port: cfg.traefik.webPort, path, headers: { host }, timeout: timeoutMs, agent: false }, (res) => {
+    const req = httpsRequest({
+      host: cfg.traefik.host, port: cfg.traefik.websecurePort, path, method: opts.method ?? 'GET', headers: { host }, servername: host,
+      rejectUnauthorized: false, timeout: timeoutMs, agent: false,
+    }, (res) => {
       let body = '';
       res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
     req.on('timeout', () => req.destroy(new Error(`no answer from Traefik for ${host} in ${timeoutMs} ms`)));
     req.on('error', reject);
-    req.end();
+    req.end(opts.body);
   });
 }

@@ -11,7 +11,7 @@ import { parseDenyList } from '../../reconciler/source/egress.js';
 
 const app = (over: Partial<DesiredApp> = {}): DesiredApp => ({
   kind: 'App', project: 'shop', name: 'web', specHash: 'a'.repeat(64), image: 'img', port: 8080, env: {}, secretEnv: [],
-  resources: { cpu: 0.5, memoryMb: 256, pids: 256 }, replicas: 2, runtime: 'runsc', domains: ['web.shop.localhost'],
+  resources: { cpu: 0.5, memoryMb: 256, pids: 256 }, replicas: 2, runtime: 'runsc', domains: ['web.shop.localhost'], access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: true },
   health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 5 }, egress: ['198.51.100.20:8080', '10.9.0.0/16'], readOnlyRoot: true,
   databases: [], placement: ['local', 'local'], ...over,
 });

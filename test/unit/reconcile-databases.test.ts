@@ -15,7 +15,7 @@ const db = (over: Partial<DesiredDatabase> = {}): DesiredDatabase => ({
 });
 const app = (over: Partial<DesiredApp> = {}): DesiredApp => ({
   kind: 'App', project: 'default', name: 'web', specHash: 'a'.repeat(64), image: 'img:1', port: 8080, env: {}, secretEnv: [],
-  resources: { cpu: 0.5, memoryMb: 256, pids: 256 }, replicas: 1, runtime: 'runsc', domains: ['web.default.localhost'],
+  resources: { cpu: 0.5, memoryMb: 256, pids: 256 }, replicas: 1, runtime: 'runsc', domains: ['web.default.localhost'], access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: true },
   health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 150 }, databases: [], placement: ['local'], ...over,
 });
 const notes = { kind: 'Database' as const, project: 'default', name: 'notes' };

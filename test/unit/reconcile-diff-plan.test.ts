@@ -8,7 +8,7 @@ import { plan, summarise } from '../../reconciler/plan/plan.js';
 const app = (over: Partial<DesiredApp> = {}): DesiredApp => {
   const a: DesiredApp = {
     kind: 'App', project: 'default', name: 'web', specHash: 'a'.repeat(64), image: 'img:1', port: 8080, env: {}, secretEnv: [],
-    resources: { cpu: 0.5, memoryMb: 256, pids: 256 }, replicas: 1, runtime: 'runsc', domains: ['web.default.localhost'],
+    resources: { cpu: 0.5, memoryMb: 256, pids: 256 }, replicas: 1, runtime: 'runsc', domains: ['web.default.localhost'], access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: true },
     health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 150 }, databases: [], placement: [], ...over,
   };
   return { ...a, placement: over.placement ?? Array.from({ length: a.replicas }, () => 'local') };
@@ -21,7 +21,7 @@ const container = (over: Partial<LiveContainer> = {}): LiveContainer => ({
 });
 const route = (over: Partial<LiveRoute> = {}): LiveRoute => ({
   file: 'mlink-c1--default--web.yaml', host: 'local', key: web, specHash: 'a'.repeat(64),
-  domains: ['web.default.localhost'], servers: ['http://172.18.0.2:8080'], ...over,
+  domains: ['web.default.localhost'], servers: ['http://172.18.0.2:8080'], access: 'allow=127.0.0.0/8;redirect=true', ...over,
 });
 const live = (over: Partial<LiveState> = {}): LiveState => ({ containers: [], routes: [], networks: [], volumes: [], ...over });
 const network = (project: string, host = 'local') => ({ id: `n-${project}`, name: `mlink-c1-${project}`, project, host });

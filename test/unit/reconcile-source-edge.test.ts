@@ -68,12 +68,12 @@ describe('ephemeral apps', () => {
 });
 
 describe('route files', () => {
-  const spec = { cluster: 'c1', project: 'default', name: 'web', specHash: 'a'.repeat(64), router: 'mlink-c1-default-web', domains: ['a.test', 'b.test'], servers: ['http://172.18.0.2:8080', 'http://172.18.0.3:8080'] };
+  const spec = { cluster: 'c1', project: 'default', name: 'web', specHash: 'a'.repeat(64), router: 'mlink-c1-default-web', domains: ['a.test', 'b.test'], servers: ['http://172.18.0.2:8080', 'http://172.18.0.3:8080'], access: { allowCidrs: ['10.0.0.0/8'], redirectToHttps: true, httpsPort: 18443 } };
 
   it('reads back what it writes', () => {
     const text = renderRoute(spec);
-    expect(text).toContain('rule: "Host(`a.test`) || Host(`b.test`)"');
-    expect(readRoute('f.yaml', text, 'c1', 'h1')).toEqual({ file: 'f.yaml', host: 'h1', key: { kind: 'App', project: 'default', name: 'web' }, specHash: spec.specHash, domains: spec.domains, servers: spec.servers });
+    expect(text).toContain('rule: Host(`a.test`) || Host(`b.test`)');
+    expect(readRoute('f.yaml', text, 'c1', 'h1')).toEqual({ file: 'f.yaml', host: 'h1', key: { kind: 'App', project: 'default', name: 'web' }, specHash: spec.specHash, domains: spec.domains, servers: spec.servers, access: 'allow=10.0.0.0/8;redirect=true' });
   });
 
   it('ignores files of another cluster and files ml.ink did not write', () => {

@@ -15,7 +15,7 @@ import { WAKE_HEADER, WAKER_URL, type WakeSpec, type WakeState } from '../../rec
 
 const app = (over: Partial<DesiredApp> = {}): DesiredApp => ({
   kind: 'App', project: 'default', name: 'web', specHash: 'a'.repeat(64), image: 'img:1', port: 8080, env: {}, secretEnv: [],
-  resources: { cpu: 0.5, memoryMb: 256, pids: 256 }, replicas: 1, runtime: 'runsc', domains: ['web.default.localhost'],
+  resources: { cpu: 0.5, memoryMb: 256, pids: 256 }, replicas: 1, runtime: 'runsc', domains: ['web.default.localhost'], access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: true },
   health: { path: '/', intervalMs: 200, timeoutMs: 2000, retries: 150 }, databases: [], placement: ['local'],
   scaleToZero: { idleTimeoutSeconds: 30 }, ...over,
 });
@@ -27,7 +27,7 @@ const container = (over: Partial<LiveContainer> = {}): LiveContainer => ({
 });
 const route = (over: Partial<LiveRoute> = {}): LiveRoute => ({
   file: 'mlink-c1--default--web.yaml', host: 'local', key: web, specHash: 'a'.repeat(64), domains: ['web.default.localhost'],
-  servers: [WAKER_URL], wake: { idleTimeoutSeconds: 30 }, sleep: { state: 'awake', since: '2026-12-03T10:00:00.000Z' }, ...over,
+  servers: [WAKER_URL], wake: { idleTimeoutSeconds: 30 }, sleep: { state: 'awake', since: '2026-12-03T10:00:00.000Z' }, access: 'allow=127.0.0.0/8;redirect=true', ...over,
 });
 const live = (over: Partial<LiveState> = {}): LiveState => ({ containers: [], routes: [], networks: [{ id: 'n', name: 'mlink-c1-default', project: 'default', host: 'local' }], volumes: [], ...over });
 const sleeping = { state: 'sleeping' as const, since: '2026-12-03T10:00:30.000Z', lastRequest: '2026-12-03T10:00:00.000Z' };
@@ -36,14 +36,16 @@ describe('the route of a scale-to-zero app', () => {
   it('leads to the waker with the app named in a request header, and reads back as such', () => {
     const text = renderRoute({
       cluster: 'c1', project: 'default', name: 'web', specHash: 'a'.repeat(64), router: 'mlink-c1-default-web', domains: ['web.default.localhost'],
-      servers: [WAKER_URL], wake: { id: 'c1--default--web', header: WAKE_HEADER, idleTimeoutSeconds: 30 },
+      servers: [WAKER_URL], wake: { id: 'c1--default--web', header: WAKE_HEADER, idleTimeoutSeconds: 30 }, access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: true },
     });
     const yaml = parse(text) as { http: { routers: Record<string, { middlewares: string[] }>; middlewares: Record<string, { headers: { customRequestHeaders: Record<string, string> } }> } };
-    expect(yaml.http.routers['mlink-c1-default-web']!.middlewares).toEqual(['mlink-c1-default-web-wake']);
+    // HTTPS reaches the waker with the app named; plain HTTP only redirects, behind the allow-list.
+    expect(yaml.http.routers['mlink-c1-default-web-secure']!.middlewares).toEqual(['mlink-c1-default-web-allow', 'mlink-c1-default-web-wake']);
+    expect(yaml.http.routers['mlink-c1-default-web-http']!.middlewares).toEqual(['mlink-c1-default-web-allow', 'mlink-c1-default-web-https']);
     expect(yaml.http.middlewares['mlink-c1-default-web-wake']!.headers.customRequestHeaders).toEqual({ [WAKE_HEADER]: 'c1--default--web' });
     const read = readRoute('mlink-c1--default--web.yaml', text, 'c1', 'local');
     expect(read).toMatchObject({ servers: [WAKER_URL], wake: { idleTimeoutSeconds: 30 } });
-    expect(readRoute('f.yaml', renderRoute({ cluster: 'c1', project: 'default', name: 'web', specHash: 'x', router: 'r', domains: ['d'], servers: ['http://1.2.3.4:80'] }), 'c1', 'local')!.wake).toBeUndefined();
+    expect(readRoute('f.yaml', renderRoute({ cluster: 'c1', project: 'default', name: 'web', specHash: 'x', router: 'r', domains: ['d.test'], servers: ['http://1.2.3.4:80'], access: { allowCidrs: ['127.0.0.0/8'], redirectToHttps: true } }), 'c1', 'local')!.wake).toBeUndefined();
   });
 });
 
