@@ -4,9 +4,9 @@
 // that do not fit together. The client is an SDK client in its own process that trusts
 // the operator's CA, as a user's would.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureClusterCa } from '../../reconciler/tls/ca-store.js';
+import { CA_CERT_FILE, CA_KEY_FILE, ensureClusterCa } from '../../reconciler/tls/ca-store.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../infra/proc.js';
 import { issueToken } from '../../mcp/http.js';
@@ -98,8 +98,12 @@ describe('mlink serve beyond plain loopback HTTP', () => {
   });
 
   it('beyond loopback without a certificate, takes one from the cluster\'s internal CA, and says how to make the CA when there is none', async () => {
-    // No CA in this data dir yet: refused before listening, with the way to make one.
+    // A data dir without its CA (moved away, or from before mlink init made one): refused before listening, with the way to make one.
+    const keep = join(t.home, 'ca-kept');
+    mkdirSync(keep);
+    for (const f of [CA_KEY_FILE, CA_CERT_FILE]) renameSync(join(t.keys, f), join(keep, f));
     const none = await serve(['--listen', '0.0.0.0:0']);
+    for (const f of [CA_KEY_FILE, CA_CERT_FILE]) renameSync(join(keep, f), join(t.keys, f));
     expect(none.code).toBe(1);
     expect(none.stderr).toMatch(/no certificate for --listen 0\.0\.0\.0: the cluster's internal CA in .*keys cannot be read .*`mlink init` makes it, or give --tls-cert FILE --tls-key FILE/);
     const { ca } = await ensureClusterCa(t.keys);
