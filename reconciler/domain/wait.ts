@@ -240,7 +240,7 @@ export async function waitForChange(store: StateStore, live: LiveStateProvider, 
 }
 
 /** How often a wait reads the commit's notes, and how often at most it reads live status for progress. */
-const NOTE_POLL_MS = 100;
+const NOTE_POLL_MS = 50;
 const LOOK_MS = 1000;
 
 /** One resource's outcome: the notes' decision, with the live status's URL and failing step. */
