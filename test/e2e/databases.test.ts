@@ -12,7 +12,7 @@ import { clusterHistories } from '../support/histories.js';
 import { findSecret } from '../support/secret-scan.js';
 import { docker, eventually, runId, viaTraefik } from '../support/infra.js';
 import { dbAppSource } from '../support/db-apps.js';
-import { call as callTool, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
+import { call as callTool, connectAgent, startUp, tearDown, upEnv, type Up } from '../support/mlink-up.js';
 
 const cluster = `db${runId}`.slice(0, 20);
 let up: Up;
@@ -64,12 +64,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await agent?.close().catch(() => undefined);
-  if (up) {
-    await stopUp(up);
-    await removeCluster(cluster);
-    removeHome(up);
-  }
+  await tearDown(up, agent);
 }, 120_000);
 
 describe('a postgres database and an app bound to it', () => {

@@ -13,7 +13,7 @@ import { must, run } from '../../infra/proc.js';
 import { startBind9, type Bind9 } from '../support/bind9.js';
 import { cfg, eventually, removeTestContainers, runId } from '../support/infra.js';
 import { ensureWebImage } from '../support/images.js';
-import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
+import { call, connectAgent, startUp, tearDown, upEnv, type Up } from '../support/mlink-up.js';
 import { startPebble, type TestPebble } from '../support/pebble.js';
 import { httpsGet } from '../support/tls-client.js';
 
@@ -36,12 +36,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await agent?.close().catch(() => undefined);
-  if (up) {
-    await stopUp(up);
-    await removeCluster(cluster);
-    removeHome(up);
-  }
+  await tearDown(up, agent);
   await Promise.all([pebble?.stop(), bind?.stop()]);
   await removeTestContainers();
   rmSync(work, { recursive: true, force: true });

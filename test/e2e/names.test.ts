@@ -18,7 +18,7 @@ import { parseCertificate } from '../../reconciler/tls/cert-info.js';
 import { startBind9, type Bind9 } from '../support/bind9.js';
 import { cfg, docker, eventually, removeTestContainers, runId } from '../support/infra.js';
 import { ensureWebImage } from '../support/images.js';
-import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
+import { call, connectAgent, startUp, tearDown, upEnv, type Up } from '../support/mlink-up.js';
 import { httpGet, httpsGet, type Reply } from '../support/tls-client.js';
 
 const cluster = `nm${runId}`.slice(0, 30);
@@ -51,12 +51,7 @@ beforeAll(async () => {
 }, 240_000);
 
 afterAll(async () => {
-  await agent?.close().catch(() => undefined);
-  if (up) {
-    await stopUp(up);
-    await removeCluster(cluster);
-    removeHome(up);
-  }
+  await tearDown(up, agent);
   await bind?.stop();
   await removeTestContainers();
   rmSync(work, { recursive: true, force: true });

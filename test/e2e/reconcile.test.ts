@@ -13,7 +13,7 @@ import { cfg, docker, eventually, removeTestContainers, runId, testLabel, viaTra
 import { ensureWebImage } from '../support/images.js';
 import { clusterHistories } from '../support/histories.js';
 import { findSecret } from '../support/secret-scan.js';
-import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
+import { call, connectAgent, startUp, tearDown, stopUp, upEnv, type Up } from '../support/mlink-up.js';
 
 const cluster = `e2e${runId}`.slice(0, 30);
 let up: Up;
@@ -46,12 +46,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await agent?.close().catch(() => undefined);
-  if (up) {
-    await stopUp(up);
-    await removeCluster(cluster);
-    removeHome(up);
-  }
+  await tearDown(up, agent);
   await removeTestContainers();
 }, 60_000);
 

@@ -16,7 +16,7 @@ import { LABEL } from '../../reconciler/model.js';
 import { must } from '../../infra/proc.js';
 import { cfg, docker, eventually, runId } from '../support/infra.js';
 import { ensureWebImage } from '../support/images.js';
-import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
+import { call, connectAgent, startUp, tearDown, stopUp, upEnv, type Up } from '../support/mlink-up.js';
 
 const cluster = `s2z${runId}`.slice(0, 30);
 const IDLE_S = 30;
@@ -99,12 +99,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  await agent?.close().catch(() => undefined);
-  if (up) {
-    await stopUp(up);
-    await removeCluster(cluster);
-    removeHome(up);
-  }
+  await tearDown(up, agent);
 }, 60_000);
 
 describe('scale-to-zero', () => {

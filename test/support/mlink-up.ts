@@ -68,6 +68,15 @@ export async function removeCluster(cluster: string): Promise<void> {
   if (r.left.length) throw new Error(`cluster ${cluster} left things behind:\n${r.left.join('\n')}`);
 }
 
+/** A test's end of its cluster: the agent's session closed, `mlink up` stopped, what it left on the host removed, its data dir gone. */
+export async function tearDown(up: Up | undefined, agent?: Client): Promise<void> {
+  await agent?.close().catch(() => undefined);
+  if (!up) return;
+  await stopUp(up);
+  await removeCluster(up.cluster);
+  removeHome(up);
+}
+
 export function removeHome(up: Up): void {
   rmSync(up.home, { recursive: true, force: true });
 }
