@@ -180,9 +180,12 @@ async function sourceCommit(store: StateStore, commit: string, id: ChangedResour
   return src && 'repo' in src ? src.repo.commit : src && 'git' in src ? src.git.commit : undefined;
 }
 
+// One listener per sleep, removed when the timer fires: a wait polls many times on the
+// same request signal, and listeners left behind would pile up on it.
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> => new Promise((resolve) => {
-  const t = setTimeout(resolve, ms);
-  signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  const wake = (): void => { clearTimeout(t); signal?.removeEventListener('abort', wake); resolve(); };
+  const t = setTimeout(wake, ms);
+  signal?.addEventListener('abort', wake, { once: true });
 });
 
 /**
