@@ -11,6 +11,7 @@ import { ReconcilerClient } from './temporal/client.js';
 import { startWorker, type WorkerHandle } from './temporal/worker.js';
 import { driftTimer, watchMain, watchReplicaExits, type Stoppable } from './triggers.js';
 import { tendHolders } from './hosts/containers.js';
+import { ensureWaker } from './hosts/waker.js';
 import type { Logger } from './util/log.js';
 import { BuildPlane } from './image-builds/build-plane.js';
 import { registryRelay } from './hosts/registry-relay.js';
@@ -124,7 +125,11 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
       try { return [{ host: hosts.get(n), edge: hosts.edge(n) }]; } catch (e) { log.warn('cannot reach a runtime host', { host: n, error: e }); return []; }
     });
     const tend = (): void => {
-      for (const { host } of runtime()) void tendHolders(host, cluster).catch((e: unknown) => log.warn('could not tend the network holders', { host: host.name, error: e }));
+      for (const { host, edge: hostEdge } of runtime()) {
+        void tendHolders(host, cluster).catch((e: unknown) => log.warn('could not tend the network holders', { host: host.name, error: e }));
+        // Its waker's supervisor brings back replicas that exit, with or without this process.
+        if (hostEdge) void ensureWaker(host, hostEdge).catch((e: unknown) => log.warn('could not run the waker', { host: host.name, error: e }));
+      }
     };
     // One replica-exit watcher per runtime host the newest pass knows (hosts come and go with commits).
     const watchers = new Map<string, { host: Host; watcher: Stoppable }>();

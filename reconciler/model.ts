@@ -168,6 +168,8 @@ export interface LiveContainer {
   ip?: string;
   /** Its address on each Docker network it is on (a replica's are its holder's). */
   addresses?: Record<string, string>;
+  /** A stopped replica its host's supervisor is bringing back (waker/supervisor.ts): not drift, left to it. */
+  restarting?: { restarts: number; exitCode: number; nextAt: string };
 }
 
 export interface LiveRoute {

@@ -41,12 +41,17 @@ export function driftTimer(seconds: number, onTick: () => void): Stoppable {
   return { stop: async () => { await task.stop(); } };
 }
 
+/** How long after a replica exits the watcher looks whether it is still down: its host's supervisor restarts one in about a second. */
+const EXIT_LOOK_MS = 2500;
+
 /**
- * Calls `onExit` when a replica that serves (its app's route is on its spec) exits: the
- * pass replaces it at once instead of at the next drift check. Replicas do not restart
- * by Docker's policy (hosts/containers.ts says why). A replica removed on purpose, or a
- * new version that exits before it served, starts nothing: a rollback handles that one.
- * Also calls it when the event stream comes back after Docker restarted.
+ * Calls `onExit` when a replica that serves (its app's route is on its spec) exits and
+ * is still down a moment later. Its host's supervisor (waker/supervisor.ts) brings it
+ * back, control plane or not, and says so in a record that observe reads; the pass this
+ * asks for then sees what is left to do: nothing, or a replica to replace (its holder
+ * went, there is no supervisor). A replica removed on purpose, or a new version that
+ * exits before it served, starts nothing: a rollback handles that one. Also calls it
+ * when the event stream comes back after Docker restarted.
  */
 export function watchReplicaExits(host: Host, edge: Edge, cluster: string, onExit: (what: string) => void): Stoppable {
   const { docker } = host;
@@ -87,8 +92,8 @@ export function watchReplicaExits(host: Host, edge: Edge, cluster: string, onExi
         for (const line of lines.filter(Boolean)) {
           let id: string | undefined;
           try { id = (JSON.parse(line) as { id?: string }).id; } catch { continue; }
-          // A moment later: a removal (die, then destroy) or a rollback has run by then.
-          if (id) setTimeout(() => void serving(id).then((app) => { if (app && !stopped) ask(app); }), 500).unref();
+          // A moment later: a removal (die, then destroy), a rollback, or the host's supervisor's restart has run by then.
+          if (id) setTimeout(() => void serving(id).then((app) => { if (app && !stopped) ask(app); }), EXIT_LOOK_MS).unref();
         }
       });
       let gone = false;

@@ -50,6 +50,25 @@ export function registerRunsc(choice: RuntimeChoice): boolean {
   return true;
 }
 
+/**
+ * `live-restore`: containers keep running while dockerd stops or restarts (a package
+ * upgrade, a crash), so apps do not go down with it. Works with runsc and the network
+ * holders (tried: a replica answered while dockerd was down and after it came back).
+ */
+export function liveRestoreSet(): boolean {
+  return readDaemonJson()['live-restore'] === true;
+}
+
+/** Writes `live-restore: true` into daemon.json; returns true when the file changed. */
+export function setLiveRestore(): boolean {
+  const cfg = readDaemonJson();
+  if (cfg['live-restore'] === true) return false;
+  cfg['live-restore'] = true;
+  mkdirSync('/etc/docker', { recursive: true });
+  writeFileSync(daemonJson, JSON.stringify(cfg, null, 2) + '\n');
+  return true;
+}
+
 /** Asks a running dockerd to re-read daemon.json (runtimes reload on SIGHUP). */
 export async function reloadDocker(): Promise<void> {
   const pid = readPid(dockerPid);
@@ -61,11 +80,17 @@ export function dockerStep(logDir: string): Step {
   return {
     name: 'docker engine',
     async done() {
-      if (!(await dockerReady())) return undefined;
+      if (!liveRestoreSet() || !(await dockerReady())) return undefined;
       const v = await run('docker', ['version', '--format', '{{.Server.Version}}']);
-      return `dockerd ${v.stdout.trim()} answering`;
+      return `dockerd ${v.stdout.trim()} answering, live-restore on`;
     },
     async apply({ progress }) {
+      // live-restore is re-read on SIGHUP: a running dockerd takes it without a restart.
+      if (setLiveRestore() && (await dockerReady())) {
+        progress('live-restore on: containers keep running while dockerd restarts');
+        await reloadDocker();
+        return 'dockerd answering; live-restore turned on';
+      }
       clearStalePid(dockerPid);
       clearStalePid(containerdPid);
       progress('starting dockerd');

@@ -24,9 +24,13 @@ function sameSet(a: string[], b: string[]): boolean {
   return a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
 }
 
-/** The replicas of `app` that should serve: running, of its spec, on the host placement names, with an address. */
+/**
+ * The replicas of `app` that should serve: running (or being brought back by their
+ * host's supervisor, on the same address), of its spec, on the host placement names,
+ * with an address.
+ */
 function serving(app: DesiredApp, current: LiveContainer[]): LiveContainer[] {
-  return current.filter((c) => c.running && c.replica < app.replicas && c.host === app.placement[c.replica] && c.ip);
+  return current.filter((c) => (c.running || c.restarting) && c.replica < app.replicas && c.host === app.placement[c.replica] && c.ip);
 }
 
 /**
@@ -65,8 +69,9 @@ export function diffApp(app: DesiredApp, containers: LiveContainer[], routes: Li
       if (!placed.length) problems.push(`replica ${r} missing`);
       continue;
     }
-    if (!placed.some((c) => c.running)) problems.push(placed.length ? `replica ${r} stopped` : `replica ${r} missing`);
-    stale.push(...placed.filter((c) => !c.running));
+    // A replica its host's supervisor brings back is its to bring back: replacing it would race that start.
+    if (!placed.some((c) => c.running || c.restarting)) problems.push(placed.length ? `replica ${r} stopped` : `replica ${r} missing`);
+    stale.push(...placed.filter((c) => !c.running && !c.restarting));
   }
   const extra = current.filter((c) => c.replica >= app.replicas);
   if (extra.length) {

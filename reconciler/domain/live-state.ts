@@ -23,7 +23,11 @@ export interface DatabaseLive {
 }
 
 /** One container of a resource as observed: the commit it was started for, and whether the route sends it traffic. */
-export interface ReplicaStatus { container: string; commit: string; running: boolean; serving: boolean; host?: string }
+export interface ReplicaStatus {
+  container: string; commit: string; running: boolean; serving: boolean; host?: string;
+  /** Exited, and its host's supervisor starts it again at next_at (restarts: how often it did since it last ran a minute). */
+  restarting?: { restarts: number; exit_code: number; next_at: string };
+}
 
 export type LiveStatus =
   | { known: false; reason: string }

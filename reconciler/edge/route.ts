@@ -6,6 +6,7 @@
 // rewrites the route and rewriting the route (say, to a waker) never touches the certificate.
 import { stringify } from 'yaml';
 import type { AppAccess, LiveRoute } from '../model.js';
+import { routeHeader } from './route-header.js';
 import { edgeTlsConfig } from './tls-config.js';
 
 /** An app's access settings on one edge: the HTTPS port goes into the redirect (omitted for 443). */
@@ -60,10 +61,7 @@ export function renderRoute(r: RouteSpec): string {
   ].join('\n');
 }
 
-function header(text: string, key: string): string | undefined {
-  const m = new RegExp(`^# ${key.replace(/\./g, '\\.')}: (\\S+)$`, 'm').exec(text);
-  return m?.[1];
-}
+const header = routeHeader;
 
 /** Whether `text` is an edge file ml.ink wrote for `cluster` (a route, a certificate, the ACME challenge route): what prune may remove. */
 export function ownedBy(text: string, cluster: string): boolean {

@@ -10,9 +10,10 @@
 // holder. So each project network keeps two spare holders made beforehand; a replica's
 // start renames it after itself and gives its interface the replica's MAC (the egress
 // rules tell apps apart by it), ~25 ms, and a new spare is made once the rollout is done. The
-// sandbox takes the address off the holder's interface and never gives it back, so a
-// holder serves one start only: Docker's restart policy could not bring an app back on
-// it, and ml.ink replaces exited replicas itself (watchReplicaExits in triggers.ts).
+// sandbox takes the address off the holder's interface and never gives it back, so
+// Docker's restart policy could not bring an app back on it: the runtime host's
+// supervisor (waker/supervisor.ts) puts the address back before it starts a replica that
+// exited, and the reconciler replaces one that is not brought back (triggers.ts).
 import type Docker from 'dockerode';
 import { randomBytes } from 'node:crypto';
 import { infraConfig } from '../../infra/config.js';
@@ -131,7 +132,7 @@ export function createOptions(r: ReplicaRequest): Docker.ContainerCreateOptions 
       Binds: [],
       ReadonlyRootfs: app.readOnlyRoot !== false,
       ...(app.readOnlyRoot !== false ? { Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${Math.max(16, Math.floor(app.resources.memoryMb / 4))}m` } } : {}),
-      // A restart would find the holder's address gone (see the top of this file): ml.ink replaces exited replicas.
+      // A restart would find the holder's address gone (see the top of this file): the host's supervisor restarts it.
       RestartPolicy: { Name: 'no' },
       LogConfig: { Type: 'json-file', Config: { 'max-size': '10m', 'max-file': '2' } },
     },

@@ -98,14 +98,17 @@ export interface DaemonWants {
 const RELOADABLE = new Set(['runtimes', 'default-runtime', 'insecure-registries', 'registry-mirrors', 'labels', 'debug', 'live-restore', 'max-concurrent-downloads', 'max-concurrent-uploads', 'max-download-attempts', 'shutdown-timeout']);
 
 /**
- * daemon.json with the runsc runtime and the insecure registries added to what the host
- * has (its other keys, its other runtimes and registries kept), and which keys changed.
+ * daemon.json with the runsc runtime, the insecure registries and live-restore added to
+ * what the host has (its other keys, its other runtimes and registries kept), and which
+ * keys changed.
  */
 export function mergeDaemonJson(existing: Record<string, unknown>, want: DaemonWants): { config: Record<string, unknown>; changed: string[]; reloadable: boolean } {
   const config: Record<string, unknown> = { ...existing };
   const runtimes = { ...(existing.runtimes as Record<string, unknown> | undefined ?? {}) };
   runtimes.runsc = { path: want.runsc.path, runtimeArgs: want.runsc.runtimeArgs };
   config.runtimes = runtimes;
+  // Apps keep running while dockerd restarts (infra/setup/docker.ts says more).
+  config['live-restore'] = true;
   const registries = [...(existing['insecure-registries'] as string[] | undefined ?? [])];
   for (const r of want.insecureRegistries) if (!registries.includes(r)) registries.push(r);
   if (registries.length) config['insecure-registries'] = registries;

@@ -3,8 +3,8 @@
 // node binary and the waker bundled into one file), its container (host network, the
 // host's Docker socket, its directory beside the edge's routes, restarted by Docker, so
 // it needs no control plane), and the files the reconciler and the waker trade in that
-// directory: each app's wake spec, written before its route; each app's state, read by
-// observe.
+// directory: each app's wake spec, written before its route; each app's state, and the
+// supervisor's record of each replica it brings back, read by observe.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -14,7 +14,7 @@ import { infraConfig } from '../../infra/config.js';
 import type { Edge } from '../edge/traefik.js';
 import { holderName, networkName } from '../layout.js';
 import { LABEL, MANAGED_BY, type DesiredApp } from '../model.js';
-import { parseWakeState, specFile, stateFile, WAKER_PORT, WAKER_URL, wakeId, type WakeSpec, type WakeState } from '../waker/spec.js';
+import { parseReplicaRecord, parseWakeState, replicaFile, specFile, stateFile, WAKER_PORT, WAKER_URL, wakeId, type ReplicaRecord, type WakeSpec, type WakeState } from '../waker/spec.js';
 import { holderOptions } from './containers.js';
 import { replicaMac } from './egress-rules.js';
 import type { Host } from './host.js';
@@ -104,16 +104,17 @@ async function runWaker(host: Host, edge: Edge): Promise<void> {
       const c = await host.docker.createContainer({
         name: WAKER_CONTAINER,
         Image: image,
-        Env: [`MLINK_WAKER_DIR=${dir}`, `MLINK_WAKER_LISTEN=127.0.0.1:${WAKER_PORT}`],
+        Env: [`MLINK_WAKER_DIR=${dir}`, `MLINK_WAKER_LISTEN=127.0.0.1:${WAKER_PORT}`, `MLINK_ROUTES_DIR=${edge.routesDir}`],
         // One per host, for every cluster on it (like the edge): no cluster label, so pruning one cluster leaves it.
         Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.kind]: WAKER_KIND },
         HostConfig: {
           Runtime: 'runc',
           // The host's network: it listens on the host's loopback for the edge and reaches every replica's bridge address.
           NetworkMode: 'host',
-          Binds: ['/var/run/docker.sock:/var/run/docker.sock', `${dir}:${dir}`],
+          // The route files, read only: its supervisor brings back only replicas of the version their route serves.
+          Binds: ['/var/run/docker.sock:/var/run/docker.sock', `${dir}:${dir}`, `${edge.routesDir}:${edge.routesDir}:ro`],
           Memory: 128 * 1024 * 1024,
-          // Only to drop a stale neighbour entry for a woken replica's address.
+          // Only to drop a stale neighbour entry for a woken or restarted replica's address.
           CapAdd: ['NET_ADMIN'],
           RestartPolicy: { Name: 'always' },
           LogConfig: { Type: 'json-file', Config: { 'max-size': '5m', 'max-file': '2' } },
@@ -198,4 +199,16 @@ export async function readWakeStates(host: Host, edge: Edge, cluster: string): P
 /** Wake specs of `cluster` on the host (by id): `mlink prune` removes them with the cluster's routes. */
 export async function clusterWakeSpecs(host: Host, edge: Edge, cluster: string): Promise<string[]> {
   return (await host.files.list(join(wakerDir(edge), 'apps'))).filter((f) => f.startsWith(`${cluster}--`) && f.endsWith('.json')).map((f) => f.slice(0, -'.json'.length));
+}
+
+/** What the host's supervisor says of these replicas (by container name), from its records; only the ones it has a record of. */
+export async function readReplicaRecords(host: Host, edge: Edge, containers: string[]): Promise<Map<string, ReplicaRecord>> {
+  const out = new Map<string, ReplicaRecord>();
+  if (!containers.length) return out;
+  const have = new Set(await host.files.list(join(wakerDir(edge), 'replicas')));
+  await Promise.all(containers.filter((c) => have.has(`${c}.json`)).map(async (c) => {
+    const r = parseReplicaRecord(await host.files.read(join(wakerDir(edge), replicaFile(c))));
+    if (r) out.set(c, r);
+  }));
+  return out;
 }

@@ -5,7 +5,7 @@ import type Docker from 'dockerode';
 import { readRoute } from '../edge/route.js';
 import type { Edge } from '../edge/traefik.js';
 import type { Host } from '../hosts/host.js';
-import { readWakeStates } from '../hosts/waker.js';
+import { readReplicaRecords, readWakeStates } from '../hosts/waker.js';
 import { wakeId } from '../waker/spec.js';
 import { CERT_FILE_SUFFIX, KINDS, holderName } from '../layout.js';
 import { HELPER_KIND, LABEL, MANAGED_BY, type Kind, type LiveContainer, type LiveNetwork, type LiveRoute, type LiveState, type LiveVolume } from '../model.js';
@@ -86,6 +86,20 @@ export async function observeRoutes(host: Host, edge: Edge, cluster: string): Pr
   return out;
 }
 
+/** A supervisor's word that it brings a replica back counts this long past its next try (then it is drift again: the waker may be gone). */
+const RESTART_SLACK_MS = 15_000;
+
+/** Marks the stopped replicas the host's supervisor is bringing back, by its records. */
+async function markRestarting(host: Host, edge: Edge, containers: LiveContainer[]): Promise<void> {
+  const down = containers.filter((c) => c.key.kind === 'App' && !c.running);
+  const records = await readReplicaRecords(host, edge, down.map((c) => c.name)).catch(() => new Map());
+  const now = Date.now();
+  for (const c of down) {
+    const r = records.get(c.name);
+    if (r?.state === 'restarting' && r.nextAt && Date.parse(r.nextAt) + RESTART_SLACK_MS > now) c.restarting = { restarts: r.restarts, exitCode: r.lastExit.code, nextAt: r.nextAt };
+  }
+}
+
 /** One host's part of the live state. */
 export async function observeHost(host: Host, edge: Edge | undefined, cluster: string): Promise<LiveState> {
   const [containers, networks, volumes, routes] = await Promise.all([
@@ -94,6 +108,7 @@ export async function observeHost(host: Host, edge: Edge | undefined, cluster: s
     observeVolumes(host, cluster),
     edge ? observeRoutes(host, edge, cluster) : Promise.resolve([]),
   ]);
+  if (edge) await markRestarting(host, edge, containers);
   return { containers, networks, volumes, routes };
 }
 

@@ -60,7 +60,7 @@ export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: st
     ...(waked.sleep.lastRequest ? { last_request: waked.sleep.lastRequest } : {}), ...(waked.sleep.error ? { error: waked.sleep.error } : {}),
   } : undefined;
   if (sleep) parts.push(`${sleep.state} since ${sleep.since}${sleep.last_request ? `, last request ${sleep.last_request}` : ', no request yet'}${sleep.error ? ` (${sleep.error})` : ''}`);
-  const base = sleep?.state === 'sleeping' ? 'Sleeping' : sleep?.state === 'waking' ? 'Waking' : running.length ? 'Running' : o.containers.length ? 'Stopped' : 'NotDeployed';
+  const base = sleep?.state === 'sleeping' ? 'Sleeping' : sleep?.state === 'waking' ? 'Waking' : running.length ? 'Running' : o.containers.some((c) => c.restarting) ? 'Restarting' : o.containers.length ? 'Stopped' : 'NotDeployed';
   let phase = noted(base, o, parts);
   const build = ctx.builds ? buildSummary(ctx.builds, _id.project, _id.name) : undefined;
   if (build?.phase === 'Building') {
@@ -69,7 +69,12 @@ export function appStatus(_id: ResourceId, o: Observed, ctx: { edgeOf: (host: st
   }
   const hosts = [...new Set(running.map((c) => c.host))].sort();
   const routed = new Set(o.routes.flatMap((r) => r.servers.map((s) => `${r.host}/${new URL(s).hostname}`)));
-  const replicas = o.containers.map((c) => ({ container: c.name, host: c.host, commit: c.commit, running: c.running, serving: c.running && !!c.ip && (routed.has(`${c.host}/${c.ip}`) || o.routes.some((r) => r.host === c.host && !!r.wake)) }));
+  const replicas = o.containers.map((c) => ({
+    container: c.name, host: c.host, commit: c.commit, running: c.running,
+    serving: c.running && !!c.ip && (routed.has(`${c.host}/${c.ip}`) || o.routes.some((r) => r.host === c.host && !!r.wake)),
+    ...(c.restarting ? { restarting: { restarts: c.restarting.restarts, exit_code: c.restarting.exitCode, next_at: c.restarting.nextAt } } : {}),
+  }));
+  for (const c of o.containers.filter((x) => x.restarting)) parts.push(`replica ${c.replica} on ${c.host} exited (code ${c.restarting!.exitCode}); its host restarts it${c.restarting!.restarts ? ` at ${c.restarting!.nextAt} (restart ${c.restarting!.restarts + 1} since it last ran a minute)` : ' now'}`);
   return {
     known: true,
     phase,

@@ -1,16 +1,19 @@
 // The waker program: one per runtime host, in a container of its own with the host's
 // network and Docker socket (hosts/waker.ts runs it). It needs nothing from the control
 // plane: the specs the reconciler wrote (apps/*.json in its directory) say which apps it
-// wakes, and it keeps serving and waking them while `mlink up` is stopped.
+// wakes, and it keeps serving and waking them while `mlink up` is stopped. Its
+// supervisor (supervisor.ts) brings back the other apps' replicas that exit.
 //
-//   MLINK_WAKER_DIR (default /var/lib/mlink-waker), MLINK_WAKER_LISTEN (127.0.0.1:18090)
+//   MLINK_WAKER_DIR (default /var/lib/mlink-waker), MLINK_WAKER_LISTEN (127.0.0.1:18090),
+//   MLINK_ROUTES_DIR (the edge's route files, read only; default beside the waker's directory)
 import { watch } from 'node:fs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { DockerApi } from './docker-api.js';
 import { wakerServer } from './proxy.js';
-import { dockerReplicas } from './runtime.js';
+import { dockerReplicas, run, writeAtomic } from './runtime.js';
+import { Supervisor } from './supervisor.js';
 import { Session } from './session.js';
 import { parseWakeState, stateFile, type WakeSpec } from './spec.js';
 
@@ -21,7 +24,8 @@ function log(msg: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ at: new Date().toISOString(), msg, ...fields })}\n`);
 }
 
-const docker = dockerReplicas(new DockerApi(process.env.MLINK_DOCKER_SOCKET), dir, log);
+const dockerApi = new DockerApi(process.env.MLINK_DOCKER_SOCKET);
+const docker = dockerReplicas(dockerApi, dir, log);
 const lastState = new Map<string, string>();
 // Every change of state in the log: when an app slept, woke (and how long that took), or why it could not.
 const replicas: typeof docker = {
@@ -115,4 +119,13 @@ setInterval(() => {
   }
 }, 1000);
 void reload();
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
+
+// Scale-to-zero apps' replicas are their sessions' (a crashed one wakes on the next request); the supervisor keeps the others.
+const supervisor = new Supervisor({
+  docker: dockerApi, dir, routesDir: process.env.MLINK_ROUTES_DIR ?? join(dirname(dir), 'routes'),
+  skip: (container) => [...sessions.values()].some((s) => s.spec.replicas.some((r) => r.container === container)),
+  save: writeAtomic, run, log,
+});
+// After the specs are read: a sweep at start must know which replicas are sessions'.
+void reload().then(() => supervisor.start());
+process.on('SIGTERM', () => { supervisor.close(); server.close(() => process.exit(0)); });

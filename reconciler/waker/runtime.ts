@@ -33,7 +33,7 @@ export async function writeAtomic(path: string, content: string): Promise<void> 
 }
 
 /** Runs a host command (the waker shares the host's network namespace); resolves with its exit code. */
-function run(argv: string[]): Promise<number> {
+export function run(argv: string[]): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
     child.on('error', () => resolve(127)).on('close', (code) => resolve(code ?? 1));

@@ -50,6 +50,11 @@ export function wakeId(cluster: string, app: { project: string; name: string }):
   return `${cluster}--${app.project}--${app.name}`;
 }
 
+/** An app's route file on its edge, by its wake id (the same name as layout.ts routeFileName gives). */
+export function routeFileOf(id: string): string {
+  return `mlink-${id}.yaml`;
+}
+
 /** The wake id of an app's route file (layout.ts routeFileName: `mlink-<id>.yaml`). */
 export function wakeIdOfRoute(file: string): string {
   return file.replace(/^mlink-/, '').replace(/\.yaml$/, '');
@@ -71,3 +76,41 @@ export function parseWakeState(text: string | null): WakeState | undefined {
 /** Where each runtime host's waker listens: on the host's own loopback, where its edge reaches it. */
 export const WAKER_PORT = 18090;
 export const WAKER_URL = `http://127.0.0.1:${WAKER_PORT}`;
+
+/**
+ * What a runtime host's supervisor (supervisor.ts) says of one replica that exited: how
+ * often it brought it back, the last exit, and when it tries again. Written by the
+ * waker beside its wake states, read by observe: a replica it is bringing back is not
+ * drift, and the reconciler leaves it to it.
+ */
+export interface ReplicaRecord {
+  container: string;
+  state: 'restarting' | 'running' | 'given-up';
+  /** Restarts since the replica last ran a minute without exiting. */
+  restarts: number;
+  lastExit: { code: number; at: string };
+  /** When it is started again (state restarting). */
+  nextAt?: string;
+  /** Why it is not (state given-up): the reconciler replaces it. */
+  reason?: string;
+}
+
+export const replicaFile = (container: string): string => `replicas/${container}.json`;
+
+export function parseReplicaRecord(text: string | null): ReplicaRecord | undefined {
+  if (!text) return undefined;
+  try {
+    const r = JSON.parse(text) as ReplicaRecord;
+    return r && typeof r.container === 'string' && ['restarting', 'running', 'given-up'].includes(r.state) ? r : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** How long after its `restarts`-th restart a replica waits for the next: 0, 1, 2, 4 ... 60 s, as Docker's restart policy backs off. */
+export function restartDelayMs(restarts: number): number {
+  return restarts === 0 ? 0 : Math.min(60_000, 1000 * 2 ** (restarts - 1));
+}
+
+/** A replica that ran this long before it exited starts its count again. */
+export const RAN_WELL_MS = 60_000;

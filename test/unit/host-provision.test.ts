@@ -11,18 +11,18 @@ const KEY = `SHA256:${'a'.repeat(43)}`;
 const runsc = { path: '/usr/local/bin/runsc', runtimeArgs: [] };
 
 describe('daemon.json', () => {
-  it('adds the runsc runtime and the registry and keeps what the host has', () => {
+  it('adds the runsc runtime, the registry and live-restore and keeps what the host has', () => {
     const have = { 'cgroup-parent': '/x', runtimes: { kata: { path: '/k' } }, 'insecure-registries': ['10.0.0.0/8'] };
     const m = mergeDaemonJson(have, { runsc, insecureRegistries: ['10.1.2.3:5000'] });
-    expect(m.config).toEqual({ 'cgroup-parent': '/x', runtimes: { kata: { path: '/k' }, runsc }, 'insecure-registries': ['10.0.0.0/8', '10.1.2.3:5000'] });
-    expect(m.changed.sort()).toEqual(['insecure-registries', 'runtimes']);
+    expect(m.config).toEqual({ 'cgroup-parent': '/x', runtimes: { kata: { path: '/k' }, runsc }, 'insecure-registries': ['10.0.0.0/8', '10.1.2.3:5000'], 'live-restore': true });
+    expect(m.changed.sort()).toEqual(['insecure-registries', 'live-restore', 'runtimes']);
     expect(m.reloadable).toBe(true);
   });
 
   it('says nothing changed when it is in place, so dockerd is left alone', () => {
-    const have = { runtimes: { runsc }, 'insecure-registries': ['10.1.2.3:5000'] };
+    const have = { runtimes: { runsc }, 'insecure-registries': ['10.1.2.3:5000'], 'live-restore': true };
     expect(mergeDaemonJson(have, { runsc, insecureRegistries: ['10.1.2.3:5000'] }).changed).toEqual([]);
-    expect(mergeDaemonJson({}, { runsc, insecureRegistries: [] }).config).toEqual({ runtimes: { runsc } });
+    expect(mergeDaemonJson({}, { runsc, insecureRegistries: [] }).config).toEqual({ runtimes: { runsc }, 'live-restore': true });
   });
 
   it('refuses a daemon.json that is not a JSON object, naming the host and the fix', () => {
