@@ -74,6 +74,24 @@ export async function bareDump(docker: Docker, container: string, file: string):
   return { bytes: out.bytesWritten, ms: Date.now() - t0 };
 }
 
+/**
+ * Waits until the server's WAL archiver has caught up (no segment waiting in
+ * archive_status): a restore writes as much WAL as data, which pgBackRest's
+ * archive-push compresses and stores after it, so the one measured next would share
+ * the CPU with the previous one's archiving. Each restore starts from the same quiet server.
+ */
+export async function waitArchived(docker: Docker, container: string, timeoutMs = 600_000): Promise<{ ms: number }> {
+  const t0 = Date.now();
+  const ask = (sql: string): Promise<string> => execMust(docker, container, 'asking the WAL archiver', ['bash', '-c', `psql -X -h /run/postgresql -d postgres -tA -c "${sql}"`], { user: 'postgres' });
+  await ask('CHECKPOINT');
+  for (;;) {
+    const ready = Number((await ask("SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready'")).trim());
+    if (ready === 0) return { ms: Date.now() - t0 };
+    if (Date.now() - t0 > timeoutMs) throw new Error(`${container}: ${ready} WAL segment(s) still waiting to be archived after ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 /** Bare `pg_restore --clean --if-exists` of `file` into the app's database, streamed in. */
 export async function bareRestore(docker: Docker, container: string, file: string): Promise<{ ms: number }> {
   const t0 = Date.now();
