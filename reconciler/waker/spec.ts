@@ -63,14 +63,19 @@ export function wakeIdOfRoute(file: string): string {
 export const specFile = (id: string): string => `apps/${id}.json`;
 export const stateFile = (id: string): string => `state/${id}.json`;
 
-export function parseWakeState(text: string | null): WakeState | undefined {
+/** A JSON file the waker wrote, if it reads whole and `ok` says it is one; else undefined (missing, half-written, someone else's). */
+function parseFile<T>(text: string | null, ok: (x: T) => boolean): T | undefined {
   if (!text) return undefined;
   try {
-    const s = JSON.parse(text) as WakeState;
-    return s && typeof s.id === 'string' && ['awake', 'waking', 'sleeping'].includes(s.state) ? s : undefined;
+    const x = JSON.parse(text) as T;
+    return x && ok(x) ? x : undefined;
   } catch {
     return undefined;
   }
+}
+
+export function parseWakeState(text: string | null): WakeState | undefined {
+  return parseFile<WakeState>(text, (s) => typeof s.id === 'string' && ['awake', 'waking', 'sleeping'].includes(s.state));
 }
 
 /** Where each runtime host's waker listens: on the host's own loopback, where its edge reaches it. */
@@ -98,13 +103,7 @@ export interface ReplicaRecord {
 export const replicaFile = (container: string): string => `replicas/${container}.json`;
 
 export function parseReplicaRecord(text: string | null): ReplicaRecord | undefined {
-  if (!text) return undefined;
-  try {
-    const r = JSON.parse(text) as ReplicaRecord;
-    return r && typeof r.container === 'string' && ['restarting', 'running', 'given-up'].includes(r.state) ? r : undefined;
-  } catch {
-    return undefined;
-  }
+  return parseFile<ReplicaRecord>(text, (r) => typeof r.container === 'string' && ['restarting', 'running', 'given-up'].includes(r.state));
 }
 
 /** How long after its `restarts`-th restart a replica waits for the next: 0, 1, 2, 4 ... 60 s, as Docker's restart policy backs off. */
