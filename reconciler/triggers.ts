@@ -7,7 +7,7 @@ import cron from 'node-cron';
 import { readRoute } from './edge/route.js';
 import type { Edge } from './edge/traefik.js';
 import type { Host } from './hosts/host.js';
-import { routeFileName } from './layout.js';
+import { holderName, routeFileName } from './layout.js';
 import { LABEL, MANAGED_BY } from './model.js';
 
 export interface Stoppable { stop(): Promise<void> }
@@ -70,17 +70,25 @@ export function watchReplicaExits(host: Host, edge: Edge, cluster: string, onExi
     Object.assign(e, { n: e.n + 1, last: now, pending: true });
     setTimeout(() => { e.pending = false; if (!stopped) onExit(`a replica of ${app} on ${host.name} exited${delay ? ` (again: asked ${delay / 1000} s later)` : ''}`); }, delay).unref();
   };
-  const serving = async (id: string): Promise<string | undefined> => {
+  /** The app (`project/name`) of a replica of the version its route serves, in the state asked for (down after a die, up after a start). */
+  const serving = async (id: string, up: boolean): Promise<string | undefined> => {
     const info = await docker.getContainer(id).inspect().catch(() => undefined);
-    if (!info || info.State.Running) return undefined;
+    if (!info || info.State.Running !== up) return undefined;
     const l = info.Config.Labels;
     const app = { project: l[LABEL.project] ?? '', name: l[LABEL.name] ?? '' };
     const text = (await host.files.read(join(edge.routesDir, routeFileName(cluster, app)))) ?? '';
     const route = readRoute(routeFileName(cluster, app), text, cluster, host.name);
-    return route?.specHash === l[LABEL.specHash] ? `${app.project}/${app.name}` : undefined;
+    if (!route || route.specHash !== l[LABEL.specHash]) return undefined;
+    if (up) {
+      // Started again by its host's supervisor after a backoff, which took it out of its route: the pass puts it back.
+      const holder = await docker.getContainer(holderName(info.Name.replace(/^\//, ''))).inspect().catch(() => undefined);
+      const ip = Object.values(holder?.NetworkSettings.Networks ?? {})[0]?.IPAddress;
+      if (route.wake || !ip || route.servers.some((s) => new URL(s).hostname === ip)) return undefined;
+    }
+    return `${app.project}/${app.name}`;
   };
   const connect = (again: boolean): void => {
-    const filters = { type: ['container' as const], event: ['die'], label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] };
+    const filters = { type: ['container' as const], event: ['die', 'start'], label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] };
     docker.getEvents({ filters }).then((s) => {
       if (stopped) { (s as unknown as { destroy(): void }).destroy(); return; }
       stream = s;
@@ -90,10 +98,16 @@ export function watchReplicaExits(host: Host, edge: Edge, cluster: string, onExi
         const lines = (partial + d.toString('utf8')).split('\n');
         partial = lines.pop() ?? '';
         for (const line of lines.filter(Boolean)) {
-          let id: string | undefined;
-          try { id = (JSON.parse(line) as { id?: string }).id; } catch { continue; }
+          let e: { id?: string; Action?: string; status?: string };
+          try { e = JSON.parse(line) as typeof e; } catch { continue; }
+          const id = e.id;
+          if (!id) continue;
+          if ((e.Action ?? e.status) === 'start') {
+            setTimeout(() => void serving(id, true).then((app) => { if (app && !stopped) onExit(`a replica of ${app} on ${host.name} runs again, outside its route`); }), 1000).unref();
+            continue;
+          }
           // A moment later: a removal (die, then destroy), a rollback, or the host's supervisor's restart has run by then.
-          if (id) setTimeout(() => void serving(id).then((app) => { if (app && !stopped) ask(app); }), EXIT_LOOK_MS).unref();
+          setTimeout(() => void serving(id, false).then((app) => { if (app && !stopped) ask(app); }), EXIT_LOOK_MS).unref();
         }
       });
       let gone = false;

@@ -4,8 +4,12 @@ import { accessDigest } from '../edge/route.js';
 import type { DesiredApp, LiveContainer, LiveRoute, ResourceKey } from '../model.js';
 import { WAKER_URL } from '../waker/spec.js';
 
-/** Hosts where a scale-to-zero app sleeps (or its waker wakes it): its replicas there are made, not started. */
-type Asleep = { asleep?: string[] };
+/**
+ * Hosts where a scale-to-zero app sleeps (or its waker wakes it): its replicas there are
+ * made, not started. And replicas their host's supervisor is starting again: the plan
+ * leaves them to it (a replacement would race that start, and lose the backoff).
+ */
+type Asleep = { asleep?: string[]; restarting?: LiveContainer[] };
 
 export type AppChange =
   | { change: 'create'; app: DesiredApp; reason: string }
@@ -25,12 +29,13 @@ function sameSet(a: string[], b: string[]): boolean {
 }
 
 /**
- * The replicas of `app` that should serve: running (or being brought back by their
- * host's supervisor, on the same address), of its spec, on the host placement names,
- * with an address.
+ * The replicas of `app` that should serve: running, of its spec, on the host placement
+ * names, with an address. One its host's supervisor is starting again at once (its first
+ * exit in a while) keeps its place in the route, on the same address; one that waits a
+ * backoff (it keeps exiting) is out of the route meanwhile, and back in once it runs.
  */
 function serving(app: DesiredApp, current: LiveContainer[]): LiveContainer[] {
-  return current.filter((c) => (c.running || c.restarting) && c.replica < app.replicas && c.host === app.placement[c.replica] && c.ip);
+  return current.filter((c) => (c.running || c.restarting?.restarts === 0) && c.replica < app.replicas && c.host === app.placement[c.replica] && c.ip);
 }
 
 /**
@@ -49,7 +54,8 @@ export function diffApp(app: DesiredApp, containers: LiveContainer[], routes: Li
   const edges = [...new Set(app.placement.slice(0, app.replicas))];
   const strayRoutes = routes.filter((r) => !edges.includes(r.host));
   const asleep = asleepOn(app, routes);
-  const sleeps = asleep.length ? { asleep } : {};
+  const restarting = containers.filter((c) => c.restarting && c.specHash === app.specHash && c.replica < app.replicas && c.host === app.placement[c.replica]);
+  const sleeps = { ...(asleep.length ? { asleep } : {}), ...(restarting.length ? { restarting } : {}) };
   if (current.length === 0 && other.length > 0) {
     return { change: 'update', app, stale: other, strayRoutes, reason: `spec changed (${other[0]!.specHash.slice(0, 10)} -> ${app.specHash.slice(0, 10)})${asleep.length ? ' while asleep' : ''}`, ...sleeps };
   }

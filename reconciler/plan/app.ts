@@ -23,6 +23,7 @@ export function deployActions(cluster: string, change: Extract<AppChange, { chan
   const stale = 'stale' in change ? change.stale : [];
   const strays = 'strayRoutes' in change ? change.strayRoutes : [];
   const asleep = ('asleep' in change ? change.asleep : undefined) ?? [];
+  const restarting = ('restarting' in change ? change.restarting : undefined) ?? [];
   const actions: Action[] = [];
   const replicas: Array<{ host: string; container: string }> = [];
   const routed: Array<{ host: string; container: string }> = [];
@@ -34,6 +35,12 @@ export function deployActions(cluster: string, change: Extract<AppChange, { chan
     routed.push({ host, container });
     if (asleep.includes(host)) {
       actions.push({ type: 'createReplica', host, app, replica: r, container, network, reason: `${change.change} while asleep: the next request starts it` });
+      continue;
+    }
+    const back = restarting.find((c) => c.replica === r && c.name === container);
+    if (back) {
+      // Its host starts it again (waker/supervisor.ts); in the route meanwhile only if that is now, not after a backoff.
+      if (back.restarting!.restarts > 0) routed.pop();
       continue;
     }
     replicas.push({ host, container });

@@ -5,6 +5,7 @@
 // Docker and runsc, are in test/integration/replica-supervisor.test.ts.
 import { describe, expect, it } from 'vitest';
 import { diff } from '../../reconciler/diff/diff.js';
+import { plan } from '../../reconciler/plan/plan.js';
 import { routeFileName } from '../../reconciler/layout.js';
 import type { DesiredApp, DesiredState, LiveContainer, LiveRoute, LiveState } from '../../reconciler/model.js';
 import { parseReplicaRecord, restartDelayMs, routeFileOf, wakeId } from '../../reconciler/waker/spec.js';
@@ -30,6 +31,25 @@ describe('a replica its host brings back', () => {
   it('is left to the host: no replacement, and its route keeps its address', () => {
     const restarting = replica(1, { running: false, restarting: { restarts: 0, exitCode: 137, nextAt: '2026-12-03T10:00:00.500Z' } });
     expect(diff(desired, live([replica(0), restarting])).changes[0]).toMatchObject({ change: 'unchanged' });
+  });
+
+  it('leaves the route while it waits a backoff (it keeps exiting), and is not replaced either', () => {
+    const looping = replica(1, { running: false, restarting: { restarts: 3, exitCode: 1, nextAt: '2026-12-03T10:00:04.500Z' } });
+    const d = diff(desired, live([replica(0), looping]));
+    expect(d.changes[0]).toMatchObject({ change: 'heal', stale: [], reason: 'route out of date' });
+    const actions = plan(d, { cluster: 'c1', commit: 'f'.repeat(40) }).resources[0]!.actions;
+    expect(actions.map((a) => a.type)).toEqual(['startReplica', 'waitHealthy', 'writeRoute']);
+    expect(actions.find((a) => a.type === 'startReplica')).toMatchObject({ replica: 0 });
+    expect(actions.find((a) => a.type === 'writeRoute')).toMatchObject({ containers: ['mlink-c1-default-web-aaaaaaaaaa-0'] });
+  });
+
+  it('is neither started nor replaced by a heal for another reason, and keeps its route place when its start is now', () => {
+    const now = replica(1, { running: false, restarting: { restarts: 0, exitCode: 137, nextAt: '2026-12-03T10:00:00.500Z' } });
+    const d = diff({ ...desired, resources: [{ ...app, domains: ['web.default.localhost', 'www.default.localhost'] }] }, live([replica(0), now]));
+    expect(d.changes[0]).toMatchObject({ change: 'heal', reason: 'route hosts changed' });
+    const actions = plan(d, { cluster: 'c1', commit: 'f'.repeat(40) }).resources[0]!.actions;
+    expect(actions.filter((a) => a.type === 'startReplica' || a.type === 'removeContainer').map((a) => ('replica' in a ? a.replica : a.type))).toEqual([0]);
+    expect(actions.find((a) => a.type === 'writeRoute')).toMatchObject({ containers: ['mlink-c1-default-web-aaaaaaaaaa-0', 'mlink-c1-default-web-aaaaaaaaaa-1'] });
   });
 
   it('is replaced when no supervisor says it brings it back (its holder went, or the host has none)', () => {
