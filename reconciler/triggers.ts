@@ -46,7 +46,7 @@ const EXIT_LOOK_MS = 2500;
 
 /**
  * Calls `onExit` when a replica that serves (its app's route is on its spec) exits and
- * is still down a moment later. Its host's supervisor (waker/supervisor.ts) brings it
+ * is still down a moment later, or is removed by hand (its holder left behind). Its host's supervisor (waker/supervisor.ts) brings it
  * back, control plane or not, and says so in a record that observe reads; the pass this
  * asks for then sees what is left to do: nothing, or a replica to replace (its holder
  * went, there is no supervisor). A replica removed on purpose, or a new version that
@@ -60,7 +60,7 @@ export function watchReplicaExits(host: Host, edge: Edge, cluster: string, onExi
   let retry: NodeJS.Timeout | undefined;
   // Like Docker's restart policy, a replica that keeps exiting is replaced ever later: 0, 1, 2, 4 ... 60 s, reset after 10 quiet minutes.
   const exits = new Map<string, { n: number; last: number; pending: boolean }>();
-  const ask = (app: string): void => {
+  const ask = (app: string, what: string): void => {
     const now = Date.now();
     const e = exits.get(app) ?? { n: 0, last: 0, pending: false };
     if (now - e.last > 600_000) e.n = 0;
@@ -68,7 +68,7 @@ export function watchReplicaExits(host: Host, edge: Edge, cluster: string, onExi
     if (e.pending) return;
     const delay = e.n === 0 ? 0 : Math.min(60_000, 1000 * 2 ** (e.n - 1));
     Object.assign(e, { n: e.n + 1, last: now, pending: true });
-    setTimeout(() => { e.pending = false; if (!stopped) onExit(`a replica of ${app} on ${host.name} exited${delay ? ` (again: asked ${delay / 1000} s later)` : ''}`); }, delay).unref();
+    setTimeout(() => { e.pending = false; if (!stopped) onExit(`a replica of ${app} on ${host.name} ${what}${delay ? ` (again: asked ${delay / 1000} s later)` : ''}`); }, delay).unref();
   };
   /** The app (`project/name`) of a replica of the version its route serves, in the state asked for (down after a die, up after a start). */
   const serving = async (id: string, up: boolean): Promise<string | undefined> => {
@@ -87,8 +87,19 @@ export function watchReplicaExits(host: Host, edge: Edge, cluster: string, onExi
     }
     return `${app.project}/${app.name}`;
   };
+  /** The app of a removed replica whose holder still serves its route's address: a removal by hand, not the reconciler's (it removes the holder too). */
+  const removedWhileServing = async (attrs: Record<string, string>): Promise<string | undefined> => {
+    const app = { project: attrs[LABEL.project] ?? '', name: attrs[LABEL.name] ?? '' };
+    if (!attrs.name || !app.name) return undefined;
+    const text = (await host.files.read(join(edge.routesDir, routeFileName(cluster, app)))) ?? '';
+    const route = readRoute(routeFileName(cluster, app), text, cluster, host.name);
+    if (!route || route.wake || route.specHash !== attrs[LABEL.specHash]) return undefined;
+    const holder = await docker.getContainer(holderName(attrs.name)).inspect().catch(() => undefined);
+    const ip = Object.values(holder?.NetworkSettings.Networks ?? {})[0]?.IPAddress;
+    return ip && route.servers.some((s) => new URL(s).hostname === ip) ? `${app.project}/${app.name}` : undefined;
+  };
   const connect = (again: boolean): void => {
-    const filters = { type: ['container' as const], event: ['die', 'start'], label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] };
+    const filters = { type: ['container' as const], event: ['die', 'start', 'destroy'], label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] };
     docker.getEvents({ filters }).then((s) => {
       if (stopped) { (s as unknown as { destroy(): void }).destroy(); return; }
       stream = s;
@@ -98,16 +109,22 @@ export function watchReplicaExits(host: Host, edge: Edge, cluster: string, onExi
         const lines = (partial + d.toString('utf8')).split('\n');
         partial = lines.pop() ?? '';
         for (const line of lines.filter(Boolean)) {
-          let e: { id?: string; Action?: string; status?: string };
+          let e: { id?: string; Action?: string; status?: string; Actor?: { Attributes?: Record<string, string> } };
           try { e = JSON.parse(line) as typeof e; } catch { continue; }
           const id = e.id;
           if (!id) continue;
+          if ((e.Action ?? e.status) === 'destroy') {
+            // Removed by hand while it served (`docker rm -f`): inspect has nothing left to say, the event's labels do.
+            const attrs = e.Actor?.Attributes ?? {};
+            setTimeout(() => void removedWhileServing(attrs).then((app) => { if (app && !stopped) ask(app, 'was removed'); }), 500).unref();
+            continue;
+          }
           if ((e.Action ?? e.status) === 'start') {
             setTimeout(() => void serving(id, true).then((app) => { if (app && !stopped) onExit(`a replica of ${app} on ${host.name} runs again, outside its route`); }), 1000).unref();
             continue;
           }
           // A moment later: a removal (die, then destroy), a rollback, or the host's supervisor's restart has run by then.
-          setTimeout(() => void serving(id, false).then((app) => { if (app && !stopped) ask(app); }), EXIT_LOOK_MS).unref();
+          setTimeout(() => void serving(id, false).then((app) => { if (app && !stopped) ask(app, 'exited'); }), EXIT_LOOK_MS).unref();
         }
       });
       let gone = false;

@@ -250,7 +250,10 @@ export async function startReplica(host: Host, r: ReplicaRequest): Promise<Start
   try {
     const info = await existing.inspect();
     if (info.State.Running && info.Config.Labels[LABEL.specHash] === r.app.specHash) {
-      return { id: info.Id, name: r.container, ip: await addressOf(docker, holderName(r.container), r.network) };
+      // A retry of an attempt that died between the start and the flush below: flushed here, or its health checks go to an old MAC for 20-30 s.
+      const ip = await addressOf(docker, holderName(r.container), r.network);
+      await forgetNeighbour(host, ip);
+      return { id: info.Id, name: r.container, ip };
     }
     await existing.remove({ force: true });
   } catch (e) {

@@ -13,6 +13,7 @@ import * as egress from '../hosts/egress.js';
 import { removeWakeSpec, wakeSpecOf, writeWakeSpec } from '../hosts/waker.js';
 import { WAKE_HEADER, WAKER_URL, wakeId, wakeIdOfRoute } from '../waker/spec.js';
 import type { HostPool } from '../hosts/pool.js';
+import type { Host } from '../hosts/host.js';
 import { containerName, credentialsPath, networkName, routerOfFile, secretPath } from '../layout.js';
 import { keyOf, type DesiredApp } from '../model.js';
 import { planCommit } from '../plan-pass.js';
@@ -98,14 +99,25 @@ export function createActivities(deps: ActivityDeps) {
     }
   }
 
+  /**
+   * The app as `host` runs it, its image there: a built image comes from the private
+   * registry at the address this host reaches it (a no-op on the host that built it); an
+   * image by reference is pulled where it is missing (a runtime host the app moved to).
+   */
+  async function pulled(host: Host, name: string, app: DesiredApp): Promise<DesiredApp> {
+    const here = app.build ? { ...app, image: atRegistry(registryOf(name), app.image) } : app;
+    await ensurePulled(host.docker, here.image).catch((e: unknown) => {
+      throw new Error(`app ${app.project}/${app.name} on host ${name}: image ${here.image}: ${(e as Error).message}`);
+    });
+    return here;
+  }
+
   // A rollout's steps: run by the rollOut activity, one after the other (see workflows.ts).
   async function startReplica(input: { action: ActionOf<'startReplica'>; commit: string }): Promise<containers.Started> {
     const a = input.action;
     const host = hosts.get(a.host);
     const t0 = Date.now();
-    // Built images come from the private registry, at the address this host reaches it (a no-op on the host that built them).
-    const app = a.app.build ? { ...a.app, image: atRegistry(registryOf(a.host), a.app.image) } : a.app;
-    if (a.app.build) await ensurePulled(host.docker, app.image);
+    const app = await pulled(host, a.host, a.app);
     const started = await containers.startReplica(host, {
       cluster, commit: input.commit, app, replica: a.replica, container: a.container, network: a.network,
       secrets: await secretsFor(input.commit, a.app),
@@ -118,9 +130,9 @@ export function createActivities(deps: ActivityDeps) {
   async function createReplica(input: { action: ActionOf<'createReplica'>; commit: string }): Promise<void> {
     const a = input.action;
     const host = hosts.get(a.host);
-    if (a.app.build) await ensurePulled(host.docker, a.app.image);
+    const app = await pulled(host, a.host, a.app);
     await containers.createReplica(host, {
-      cluster, commit: input.commit, app: a.app, replica: a.replica, container: a.container, network: a.network,
+      cluster, commit: input.commit, app, replica: a.replica, container: a.container, network: a.network,
       secrets: await secretsFor(input.commit, a.app),
     });
     log.info('replica made, asleep', { app: `${a.app.project}/${a.app.name}`, host: a.host, container: a.container });

@@ -1,7 +1,9 @@
 // Replicas run in the network namespace of a holder made beforehand (hosts/containers.ts)
-// and are not restarted by Docker: ml.ink replaces one that exits. Real Docker and runsc:
+// and are not restarted by Docker's policy: their host's supervisor brings one back
+// (replica-supervisor.test.ts), and the control plane's watcher asks for a pass for one
+// still down, so it is replaced. Real Docker and runsc (no supervisor in this test):
 // a replica started on the network's spare answers on its address with its own MAC; a
-// serving replica that exits asks for a pass at once (triggers.ts watchReplicaExits),
+// serving replica that exits, or is removed by hand, asks for a pass (triggers.ts watchReplicaExits),
 // one removed on purpose or one that never served does not; started again, it answers
 // again on a new holder. A holder whose replica is gone is swept.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,6 +59,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe('a replica on its network holder', () => {
+
   it("starts on the network's spare, renamed after it, with its own MAC, and answers on the holder's address", async () => {
     keepSpare(host, cluster, 'p', network);
     const made = await eventually('two spare holders', async () => {
@@ -109,5 +112,16 @@ describe('a replica on its network holder', () => {
     expect(await sweepHolders(host, cluster, 0)).toEqual([holderName(sb.name)]);
     const left = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${cluster}`, `${LABEL.kind}=AppNet`] } });
     expect(left.map((c) => c.Names[0]!.slice(1)).filter((n) => !n.includes('-spare-'))).toEqual([]);
+  }, 60_000);
+
+  it('asks for a pass when a serving replica is removed by hand (its holder left behind)', async () => {
+    const a = app('aaaa');
+    const s = await startReplica(host, request(a));
+    serving(a, s.ip);
+    exits.length = 0;
+    await docker.getContainer(s.id).remove({ force: true });
+    // (asked later than at once: the exits above count toward the app's backoff)
+    expect(await eventually('a pass asked for', async () => exits[0], 10_000)).toMatch(/^a replica of p\/web on local was removed/);
+    await removeReplica(docker, s.name, s.name);
   }, 60_000);
 });
