@@ -144,6 +144,8 @@ export class LocalCluster {
 export interface KillTrial {
   /** When the SIGKILL came, ms after update_app returned its commit. */
   killedAtMs: number;
+  /** Seconds until the new `mlink up` printed its endpoint. */
+  restartS: number;
   /** Seconds from the restart's start to converged; undefined if it did not within the bound. */
   convergedS?: number;
   /** App containers beyond one per replica, counted once the deploy settled (or at the bound). */
@@ -191,6 +193,7 @@ export async function killDuringDeploy(c: LocalCluster, opts: { app: string; rep
   await c.stop('SIGKILL');
   const t0 = performance.now();
   await c.start();
+  const restartS = (performance.now() - t0) / 1000;
   let why = '';
   const ok = await within(opts.boundMs, async () => {
     const r = await convergedOn(c, app, replicas, commit, greeting);
@@ -202,7 +205,7 @@ export async function killDuringDeploy(c: LocalCluster, opts: { app: string; rep
   // Past the old version's drain (1 s) and its removal, then count what is left over.
   await sleep(3000);
   const duplicates = Math.max(0, (await c.containers(app)).length - replicas);
-  return { killedAtMs, ...(convergedS !== undefined ? { convergedS } : { why }), duplicates, orphanRoutes: await c.orphanRoutes([app]) };
+  return { killedAtMs, restartS, ...(convergedS !== undefined ? { convergedS } : { why }), duplicates, orphanRoutes: await c.orphanRoutes([app]) };
 }
 
 /** Drift: the app's (one) container removed by hand; seconds until the edge serves it again, or undefined within `boundMs`. */
