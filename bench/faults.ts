@@ -11,6 +11,7 @@
 import { parseArgs } from 'node:util';
 import { infraConfig } from '../infra/config.js';
 import { runSetup } from '../infra/setup/index.js';
+import { WAKER_CONTAINER } from '../reconciler/hosts/waker.js';
 import { docker } from '../test/support/infra.js';
 import { ensureWebImage } from '../test/support/images.js';
 import {
@@ -79,7 +80,10 @@ async function r2(c: LocalCluster, image: string): Promise<void> {
   const back = await within(60_000, async () => ((await page('steady')) ? true : undefined), 50);
   const killS = back ? (performance.now() - t0) / 1000 : undefined;
   const lost = await during.stop();
-  say(`R2: ${killS === undefined ? 'no 200 within 60 s of the kill' : `serves again ${killS.toFixed(1)} s after the kill`}; ${lost.failed} request(s) failed meanwhile`);
+  // What brought it back with no control plane is this host's waker (reconciler/waker/), whichever tree built the one running here.
+  const how = (await c.containers('steady')).some((x) => x.id === victim!.id && x.running) ? 'the same container started again' : 'a new container';
+  const waker = await docker.getContainer(WAKER_CONTAINER).inspect().then((i) => i.Config.Image, () => 'no waker');
+  say(`R2: ${killS === undefined ? 'no 200 within 60 s of the kill' : `serves again ${killS.toFixed(1)} s after the kill (${how}; this host's waker runs ${waker})`}; ${lost.failed} request(s) failed meanwhile`);
   await c.start();
   const t1 = performance.now();
   const healed = await within(60_000, async () => ((await page('steady')) ? true : undefined), 50);
