@@ -9,8 +9,8 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { readRoute } from '../../reconciler/edge/route.js';
 import { containerAddresses } from '../../reconciler/hosts/containers.js';
-import { CERT_FILE_SUFFIX, networkName, routeFileName } from '../../reconciler/layout.js';
-import { LABEL } from '../../reconciler/model.js';
+import { CERT_FILE_SUFFIX, HOLDER_SUFFIX, networkName, routeFileName } from '../../reconciler/layout.js';
+import { HELPER_KIND, LABEL } from '../../reconciler/model.js';
 import { cfg, docker } from './infra.js';
 import { call, connectAgent, startUp, stopUp, tearDown, type Up } from './mlink-up.js';
 
@@ -117,6 +117,21 @@ export class LocalCluster {
   async containers(app: string): Promise<Array<{ id: string; name: string; running: boolean; replica: string; commit: string }>> {
     const list = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${this.name}`, `${LABEL.kind}=App`, `${LABEL.name}=${app}`] } });
     return list.map((c) => ({ id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), running: c.State === 'running', replica: c.Labels[LABEL.replica] ?? '', commit: c.Labels[LABEL.commit] ?? '' }));
+  }
+
+  /**
+   * Network holders (hosts/containers.ts) that hold nothing: a replica's whose replica is
+   * gone, and spares beyond the two a project network keeps. The reconciler sweeps those
+   * older than a minute at its drift checks; a killed `mlink up` leaves its spares behind.
+   */
+  async strayHolders(): Promise<string[]> {
+    const all = await docker.listContainers({ all: true, filters: { label: [`${LABEL.cluster}=${this.name}`] } });
+    const nameOf = (c: (typeof all)[number]): string => (c.Names[0] ?? '').replace(/^\//, '');
+    const replicas = new Set(all.filter((c) => c.Labels[LABEL.kind] === 'App').map(nameOf));
+    const holders = all.filter((c) => c.Labels[LABEL.kind] === HELPER_KIND.holder).map(nameOf);
+    const orphans = holders.filter((h) => h.endsWith(HOLDER_SUFFIX) && !replicas.has(h.slice(0, -HOLDER_SUFFIX.length)));
+    const spares = holders.filter((h) => !h.endsWith(HOLDER_SUFFIX));
+    return [...orphans, ...spares.slice(2)];
   }
 
   /**
