@@ -2,7 +2,7 @@
 // when its readiness probe fails; a pid file left by a dead process is cleared first.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 
 export interface RunResult { code: number; stdout: string; stderr: string }
 
@@ -50,6 +50,22 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether `pid` is alive and runs `cmd`. A pid file outlives a daemon that died, and its
+ * pid can belong to anyone by then (once, a container's process): that one is not ours
+ * to wait for, nor to stop.
+ */
+export function runs(pid: number, cmd: string): boolean {
+  if (!alive(pid)) return false;
+  let argv0: string;
+  try {
+    argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
+  } catch {
+    return true; // no /proc to ask: the signal's answer is all there is
+  }
+  return argv0 === cmd || basename(argv0) === basename(cmd);
 }
 
 export function readPid(pidFile: string): number | undefined {
@@ -111,7 +127,7 @@ export async function ensureDaemon(spec: DaemonSpec): Promise<'running' | 'start
   const argsFile = `${spec.pidFile}.args`;
   const wanted = JSON.stringify([spec.cmd, ...spec.args, spec.fingerprint ?? '']);
   const ours = readPid(spec.pidFile);
-  const stale = ours !== undefined && alive(ours) && (!existsSync(argsFile) || readFileSync(argsFile, 'utf8') !== wanted);
+  const stale = ours !== undefined && runs(ours, spec.cmd) && (!existsSync(argsFile) || readFileSync(argsFile, 'utf8') !== wanted);
   if (stale) await stopDaemon(spec.pidFile);
   else if (await spec.ready()) return 'running';
   const result = await startDaemon(spec);
@@ -121,11 +137,11 @@ export async function ensureDaemon(spec: DaemonSpec): Promise<'running' | 'start
 
 async function startDaemon(spec: DaemonSpec): Promise<'running' | 'started'> {
   const existing = readPid(spec.pidFile);
-  if (existing !== undefined && alive(existing)) {
+  if (existing !== undefined && runs(existing, spec.cmd)) {
     await waitFor(spec.name, spec.ready, spec.timeoutMs ?? 30_000, () => tail(spec.logFile));
     return 'running';
   }
-  clearStalePid(spec.pidFile);
+  rmSync(spec.pidFile, { force: true });
   mkdirSync(dirname(spec.pidFile), { recursive: true });
   mkdirSync(dirname(spec.logFile), { recursive: true });
   const out = openSync(spec.logFile, 'a');

@@ -48,6 +48,10 @@ export async function startWorker(opts: { address: string; namespace: string; de
     workflowsPath: fileURLToPath(new URL('./workflows.ts', import.meta.url)),
     activities: createActivities(opts.deps),
     maxConcurrentActivityTaskExecutions: 50,
+    // A workflow task on a dead worker's sticky queue waits this long before any worker may
+    // take it (the SDK's default is 10 s): after a crashed `mlink up`, the pass in flight
+    // resumes that much later. A live worker starts its sticky tasks in milliseconds.
+    stickyQueueScheduleToStartTimeout: '2s',
     shutdownGraceTime: '5s',
   });
   const done = worker.run().finally(() => connection.close());
