@@ -35,10 +35,12 @@ describe('fault suite, bounded', () => {
     }
   }, 420_000);
 
-  it(`drift: an app's container removed by hand serves again by the next drift check (every ${DEFAULT_DRIFT_S} s)`, async () => {
+  it(`drift: an app's container removed by hand serves again before the next drift check (every ${DEFAULT_DRIFT_S} s): the exit watcher sees the removal`, async () => {
     await c.createApp('drift', { image, env: { GREETING: 'here' } });
     const s = await removedByHand(c, 'drift', (DEFAULT_DRIFT_S + 30) * 1000);
     process.stdout.write(`drift: serves again ${s === undefined ? 'never' : `${s.toFixed(1)} s`} after docker rm -f\n`);
     expect(s).toBeDefined();
+    // The issue's goal. The removal itself asks for the pass (replica-exits.test.ts shows that alone); the tick could land first only by chance.
+    expect(s!).toBeLessThanOrEqual(10);
   }, 180_000);
 });
