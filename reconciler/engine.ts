@@ -11,6 +11,7 @@ import { ReconcilerClient } from './temporal/client.js';
 import { startWorker, type WorkerHandle } from './temporal/worker.js';
 import { driftTimer, watchMain, watchReplicaExits, type Stoppable } from './triggers.js';
 import { tendHolders } from './hosts/containers.js';
+import { startHostMonitor } from './hosts/monitor.js';
 import type { Logger } from './util/log.js';
 import { BuildPlane } from './image-builds/build-plane.js';
 import { registryRelay } from './hosts/registry-relay.js';
@@ -46,6 +47,8 @@ export interface EngineOptions {
   /** The backup store and the holds of operations in progress (default: the data dir's). */
   backupsDir?: string;
   holdsDir?: string;
+  /** Where the hosts' conditions are kept (default: the data dir's health/). */
+  healthDir?: string;
   /** Run a worker in this process (the embedded default); false to only trigger. */
   worker?: boolean;
   log: Logger;
@@ -140,6 +143,12 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     };
     watch();
     stops.unshift(async () => { for (const w of watchers.values()) await w.watcher.stop(); watchers.clear(); });
+    // Host health: a host Lost, back, or clean again after it came back asks for a pass at once.
+    if (runsWorker) {
+      hosts.onCondition((host, c) => { if (c.state !== 'Failing') void trigger(`host ${host} is ${c.state}`); });
+      const monitor = startHostMonitor({ pool: hosts, store, cluster, dir: opts.healthDir ?? dataDir().health, log: log.child({ component: 'hosts' }) });
+      stops.unshift(() => monitor.stop());
+    }
     stops.push(() => relay.close());
     const triggers: Stoppable[] = [
       watchMain(store.gitdir, () => {

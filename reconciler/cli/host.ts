@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { SchemaError, validateHost, type HostManifest } from '../../schemas/index.js';
 import { clusterHosts, controlKeyFile, REMOTE_EDGE_WEB_PORT } from '../hosts/cluster.js';
-import { checkText, poolHealth, runningText } from '../hosts/health.js';
+import { checkText, poolHealth, runningText, stateText } from '../hosts/health.js';
 import { hostManifest, renderHostFile, sameHost } from '../hosts/host-file.js';
 import { provisionHost, type HostRole } from '../hosts/provision.js';
 import { HostKeyMismatchError, SshHost } from '../hosts/ssh-host.js';
@@ -225,11 +225,11 @@ async function list(v: Values): Promise<number> {
   try {
     const health = await poolHealth(pool);
     if (v.json) { out(JSON.stringify({ hosts: health }, null, 2)); return 0; }
-    const rows = [['HOST', 'ADDRESS', 'ROLES', 'KEY', 'SSH', 'DOCKER', 'EDGE', 'CAPACITY', 'RUNNING']];
+    const rows = [['HOST', 'ADDRESS', 'ROLES', 'KEY', 'STATE', 'SSH', 'DOCKER', 'EDGE', 'CAPACITY', 'RUNNING']];
     for (const h of health) {
       rows.push([
-        h.name + (h.schedulable ? '' : ' (drained)'), h.address === 'local' ? 'local' : `${h.address}:${h.port ?? 22}`, h.roles.join(','),
-        h.hostKey ?? '-', checkText(h.ssh), h.docker.ok ? `${checkText(h.docker)} (${h.docker.detail ?? '?'})` : checkText(h.docker), checkText(h.edge),
+        h.name, h.address === 'local' ? 'local' : `${h.address}:${h.port ?? 22}`, h.roles.join(','),
+        h.hostKey ?? '-', stateText(h), checkText(h.ssh), h.docker.ok ? `${checkText(h.docker)} (${h.docker.detail ?? '?'})` : checkText(h.docker), checkText(h.edge),
         h.capacity ? `${h.capacity.cpu} cpu, ${h.capacity.memoryMb} MiB` : '-', runningText(h.running),
       ]);
     }

@@ -15,7 +15,8 @@ import { WAKE_HEADER, WAKER_URL, wakeId, wakeIdOfRoute } from '../waker/spec.js'
 import type { HostPool } from '../hosts/pool.js';
 import { containerName, credentialsPath, networkName, routerOfFile, secretPath } from '../layout.js';
 import { keyOf, type DesiredApp } from '../model.js';
-import { planCommit } from '../plan-pass.js';
+import { actionHosts, planCommit } from '../plan-pass.js';
+import { rejoined } from '../hosts/conditions.js';
 import type { Action, ActionOf, Plan } from '../plan/plan.js';
 import type { Skipped } from '../source/desired.js';
 import { decryptSecret } from '../state/secrets.js';
@@ -194,6 +195,27 @@ export function createActivities(deps: ActivityDeps) {
     if (done.hooked.length || done.dropped.length) log.info('egress rules restored', { host: hostName, hooked: done.hooked, dropped: done.dropped });
   }
 
+  /**
+   * A host back from Lost takes new work only once nothing stale of the cluster is left on
+   * it: a pass that observed it and plans nothing there (egress rules are reapplied on
+   * every pass, so they do not count) and retires nothing there. The pool's listeners
+   * (engine.ts) ask for the pass that may place work there again.
+   */
+  function rejoin(plan: Plan, unreachable: string[], retiring: string[]): void {
+    const busy = new Set([
+      ...[...plan.prepare, ...plan.resources.flatMap((r) => r.actions), ...plan.cleanup].filter((a) => a.type !== 'ensureEgress').flatMap(actionHosts),
+      ...retiring.map((r) => r.split('/')[0]!),
+      ...unreachable,
+    ]);
+    for (const name of hosts.names('runtime')) {
+      const next = busy.has(name) ? undefined : rejoined(hosts.condition(name), Date.now());
+      if (next) {
+        hosts.setCondition(name, next);
+        log.info('host rejoined: nothing stale left there, it takes new work again', { host: name });
+      }
+    }
+  }
+
   return {
     ...createBuildActivities(deps.builder),
     ...createBackupActivities(deps),
@@ -210,7 +232,8 @@ export function createActivities(deps: ActivityDeps) {
       if (!commit) return { commit: null };
       try {
         const held = await activeHolds(deps.holdsDir);
-        const { plan, skipped } = await planCommit(deps.store, hosts, cluster, commit, { ...input, held });
+        const { plan, skipped, unreachable } = await planCommit(deps.store, hosts, cluster, commit, { ...input, held });
+        rejoin(plan, unreachable, input.retiring ?? []);
         return { commit, plan, skipped };
       } catch (e) {
         if (e instanceof StalledError) return { commit, invalid: e.message };
