@@ -144,8 +144,16 @@ export class HostPool {
     if (before !== c.state) for (const l of this.listeners) l(name, c);
   }
 
-  onCondition(listener: (host: string, c: HostCondition) => void): void {
+  /** Listens for state changes; returns the function that stops listening. */
+  onCondition(listener: (host: string, c: HostCondition) => void): () => void {
     this.listeners.push(listener);
+    return () => { const i = this.listeners.indexOf(listener); if (i >= 0) this.listeners.splice(i, 1); };
+  }
+
+  /** Whether the health checks say the host answers (not Failing, not Lost). */
+  answering(name: string): boolean {
+    const s = this.conditions.get(name)?.state;
+    return s !== 'Failing' && s !== 'Lost';
   }
 
   /** The last live state observed on a host (kept across a host's loss: where its databases' data is). */

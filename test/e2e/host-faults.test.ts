@@ -139,7 +139,7 @@ describe('a runtime host that dies, and one drained', () => {
     const b = await call<{ state: string; message: string; backup?: { verified: boolean } }>('backup_database', { name: 'notes', wait: 600 });
     expect(b.state, b.message).toBe('done');
     expect(b.backup?.verified).toBe(true);
-    const r = await call<{ wait?: { state: string; message: string } }>('create_app', { name: 'alpha', image: web, port: 8080, wait: 300 });
+    const r = await call<{ wait?: { state: string; message: string } }>('create_app', { name: 'alpha', source: { image: web }, port: 8080, wait: 300 });
     expect(r.wait?.state, r.wait?.message).toBe('live');
     expect((await call<{ live: { hosts?: string[] } }>('get_app', { name: 'alpha' })).live.hosts).toEqual([rt1.name]);
     expect(await serves(rt1, 'alpha')).toBe(true);
@@ -204,7 +204,7 @@ describe('a runtime host that dies, and one drained', () => {
 
   it('drains a host with no failed request under a client polling every 50 ms, then refuses to drain the last one', async () => {
     // A new app lands on the first host again (it is Ready, and first by name).
-    const r = await call<{ wait?: { state: string; message: string } }>('create_app', { name: 'beta', image: web, port: 8080, wait: 300 });
+    const r = await call<{ wait?: { state: string; message: string } }>('create_app', { name: 'beta', source: { image: web }, port: 8080, wait: 300 });
     expect(r.wait?.state, r.wait?.message).toBe('live');
     expect((await call<{ live: { hosts?: string[] } }>('get_app', { name: 'beta' })).live.hosts).toEqual([rt1.name]);
     // The client reaches the app as a front door does: through the runtime hosts' edges, the next edge when one does not serve it.
