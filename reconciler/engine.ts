@@ -69,7 +69,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const log = opts.log.child({ cluster });
   const relay = registryRelay(registryAddress(), log.child({ component: 'registry' }));
   const serveRegistry = (address: string | undefined): void => void relay.serveAt(address).catch((e: unknown) => log.error('cannot serve the registry on the private network', { address, error: e }));
-  const hosts = await clusterHosts(await store.view(), edge, { onRegistry: serveRegistry });
+  const hosts = await clusterHosts(await store.view(), edge, { onRegistry: serveRegistry, ...(opts.healthDir ? { healthDir: opts.healthDir } : {}) });
   serveRegistry(config.spec.registry?.address);
   const backupsRoot = opts.backupsDir ?? dataDir().backups;
   const holdsDir = opts.holdsDir ?? dataDir().holds;

@@ -10,7 +10,7 @@ import { clusterHosts } from '../hosts/cluster.js';
 import { conditionText } from '../hosts/conditions.js';
 import { renderHostFile } from '../hosts/host-file.js';
 import type { HostPool } from '../hosts/pool.js';
-import { hostPath } from '../layout.js';
+import { hostPath, listHosts } from '../layout.js';
 import { LABEL, keyOf } from '../model.js';
 import { observeReachable } from '../observe/reachable.js';
 import { clusterFilter } from '../observe/live.js';
@@ -34,7 +34,6 @@ async function hostFile(store: StateStore, name: string): Promise<{ manifest: Ho
   if (declared.includes(name)) throw new Error(`host ${name} is declared in mlink.yaml's spec.hosts, which has no schedulable field; drain a host added with \`mlink host add\` (hosts/${name}.yaml)`);
   const text = await view.readText(hostPath(name));
   if (text === null) {
-    const { listHosts } = await import('../layout.js');
     const names = [...declared, ...(await listHosts(view)).items.map((i) => i.host.metadata.name)].sort();
     throw new Error(`no host named ${JSON.stringify(name)} in this cluster (hosts: ${names.join(', ') || 'none'}); \`mlink host list\` shows them`);
   }

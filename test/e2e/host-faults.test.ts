@@ -169,6 +169,16 @@ describe('a runtime host that dies, and one drained', () => {
     }, 60_000);
     expect(view.live.message).toContain(`its data is on host ${rt1.name}, which is Lost since`);
     expect(view.live.message).toContain('restore_database name=notes project=default into=<a new name>');
+    // An app bound to it runs only where its data is: Unschedulable, and says why, in get_app, list_apps and mlink status.
+    await call('create_app', { name: 'gamma', source: { image: web }, port: 8080, databases: [{ name: 'notes' }] });
+    const gamma = await eventually('gamma is Unschedulable', async () => {
+      const v = await call<{ live: { phase?: string; message?: string } }>('get_app', { name: 'gamma' });
+      return v.live.phase === 'Unschedulable' ? v : undefined;
+    }, 60_000);
+    expect(gamma.live.message).toContain(`database default/notes it binds is not placed (HostLost: its data is on host ${rt1.name}`);
+    const apps = await call<{ apps: Array<{ name: string; live: { phase?: string; message?: string } }> }>('list_apps', {});
+    expect(apps.apps.find((a) => a.name === 'gamma')?.live).toMatchObject({ phase: 'Unschedulable', message: expect.stringContaining('HostLost') });
+    expect((await cli(['status'])).stdout).toMatch(/default\/gamma\s+Unschedulable.*database default\/notes it binds is not placed/);
     // Nothing of it was made again on the other host.
     const h = rt2.connect();
     try {
@@ -192,17 +202,29 @@ describe('a runtime host that dies, and one drained', () => {
     await rt1.restart();
     // Docker and the edge's files on its disk came back with it: the old replica and route are there until the reconciler removes them.
     const ready = await eventually(`${rt1.name} Ready again`, async () => ((await conditionOf(rt1.name))?.state === 'Ready' ? Date.now() : undefined), 180_000);
+    // gamma may be placed there now (it runs where its database's data is); alpha, which moved, must have left no trace.
     const left = await leftOn(rt1);
-    expect(left.apps).toEqual([]);
-    expect(left.routes.filter((f) => !f.endsWith('.tls.yaml'))).toEqual([]);
+    expect(left.apps.filter((a) => a.startsWith('alpha'))).toEqual([]);
+    expect(left.routes.filter((f) => f.includes('--alpha') && !f.endsWith('.tls.yaml'))).toEqual([]);
     // Its certificate file is the names step's to remove, in the same pass or the next.
-    await eventually('no certificate of alpha left on it', async () => ((await leftOn(rt1)).routes.length === 0 ? true : undefined), 30_000);
+    await eventually('no certificate of alpha left on it', async () => ((await leftOn(rt1)).routes.some((f) => f.includes('--alpha')) ? undefined : true), 30_000);
+    // The database came back on its data, and the app bound to it runs beside it once the host is Ready.
+    expect(await eventually('notes answers on its host again', async () => redis(rt1, 'notes', 'GET greeting').catch(() => undefined), 120_000)).toBe('kept by a backup');
+    await eventually('gamma runs beside its database', async () => ((await call<{ live: { hosts?: string[] } }>('get_app', { name: 'gamma' })).live.hosts?.[0] === rt1.name ? true : undefined), 120_000);
     expect(await serves(rt1, 'alpha')).toBe(false);
     expect(await serves(rt2, 'alpha')).toBe(true);
     console.log(`host-faults: ${rt1.name} restarted; Ready (clean) ${((ready - killedAt) / 1000).toFixed(1)} s after the kill`);
   }, 300_000);
 
   it('drains a host with no failed request under a client polling every 50 ms, then refuses to drain the last one', async () => {
+    // gamma runs where its database's data is and can go nowhere else: the drain is refused, naming it, and nothing is committed.
+    const head = await must('git', ['rev-parse', 'main'], { cwd: up.repo });
+    const refused = await cli(['host', 'drain', rt1.name]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(new RegExp(`cannot drain ${rt1.name}: this app fits on no other runtime host, so it would stop serving: default/gamma \\(`));
+    expect(await must('git', ['rev-parse', 'main'], { cwd: up.repo })).toBe(head);
+    await call('delete_app', { name: 'gamma' });
+    await eventually('gamma gone from its host', async () => ((await leftOn(rt1)).apps.some((a) => a.startsWith('gamma')) ? undefined : true), 120_000);
     // A new app lands on the first host again (it is Ready, and first by name).
     const r = await call<{ wait?: { state: string; message: string } }>('create_app', { name: 'beta', source: { image: web }, port: 8080, wait: 300 });
     expect(r.wait?.state, r.wait?.message).toBe('live');
@@ -224,6 +246,7 @@ describe('a runtime host that dies, and one drained', () => {
     })();
     const t0 = Date.now();
     const drained = await cli(['host', 'drain', rt1.name, '--timeout', '300']);
+    if (drained.code !== 0) stop = true;
     const seconds = (Date.now() - t0) / 1000;
     await new Promise((res) => setTimeout(res, 1000));
     stop = true;
