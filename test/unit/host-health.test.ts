@@ -4,6 +4,7 @@
 // says why), and the setting's bounds in mlink.yaml. No hosts.
 import { describe, expect, it } from 'vitest';
 import { conditionText, nextCondition, rejoined, schedulableIn, type HostCondition } from '../../reconciler/hosts/conditions.js';
+import { stateText, type HostHealth } from '../../reconciler/hosts/health.js';
 import type { DesiredApp, DesiredDatabase, DesiredResource, DesiredState, LiveContainer, LiveState } from '../../reconciler/model.js';
 import { place, type PlacementHost } from '../../reconciler/placement.js';
 import { SchemaError, validateClusterConfig } from '../../schemas/index.js';
@@ -62,6 +63,20 @@ describe('host condition', () => {
   it('is Lost again at once when a returning host fails again', () => {
     const r = nextCondition({ state: 'Returning', since: '2026-12-03T16:00:40.000Z' }, fail, s(43), LOST_AFTER);
     expect(r).toMatchObject({ condition: { state: 'Lost' }, transition: 'lost' });
+  });
+});
+
+describe('the STATE column of mlink host list', () => {
+  const h = (over: Partial<HostHealth>): HostHealth => ({ name: 'rt1', address: '10.0.0.21', roles: ['runtime'], schedulable: true, ssh: { ok: true }, docker: { ok: true }, running: {}, checkedAt: '2026-12-03T16:00:30.000Z', ...over });
+  const now = Date.parse('2026-12-03T16:00:31Z');
+  it('says Ready, or Lost since when with the failing check, and drained', () => {
+    expect(stateText(h({}), now)).toBe('Ready');
+    expect(stateText(h({ schedulable: false, condition: { state: 'Lost', since: '2026-12-03T16:00:24.000Z', failingSince: '2026-12-03T16:00:03.000Z', check: 'ssh: no answer within 3000 ms' } }), now))
+      .toBe(`${lostText}, drained`);
+  });
+  it('says when the checks look stopped', () => {
+    expect(stateText(h({ checkedAt: '2026-12-03T15:50:00.000Z' }), now)).toBe('Ready, (health checks last ran 631 s ago: is `mlink up` running?)');
+    expect(stateText(h({ checkedAt: undefined }), now)).toBe('Ready, (no health checks yet: is `mlink up` running?)');
   });
 });
 
