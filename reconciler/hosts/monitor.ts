@@ -90,7 +90,8 @@ export function startHostMonitor(opts: { pool: HostPool; store: StateStore; clus
     } catch {
       // an invalid mlink.yaml is the pass's to report; the last good settings stay
     }
-    const timeoutMs = Math.max(1000, Math.min(5000, settings.checkIntervalSeconds * 1000));
+    // A quarter of the time to Lost (5 s by default): a host slow under load is not taken for a dead one, and Lost still takes several failed checks.
+    const timeoutMs = Math.max(1000, Math.min(10_000, (settings.lostAfterSeconds * 1000) / 4));
     const names = pool.names();
     const probes = await Promise.all(names.map((n) => probeHost(pool, n, timeoutMs)));
     const now = Date.now();

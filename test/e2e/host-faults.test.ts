@@ -152,8 +152,14 @@ describe('a runtime host that dies, and one drained', () => {
     await eventually('alpha serves from the other runtime host', async () => ((await serves(rt2, 'alpha')) ? true : undefined), 90_000);
     const seconds = (Date.now() - killedAt) / 1000;
     console.log(`host-faults: ${rt1.name} killed; alpha served from ${rt2.name} after ${seconds.toFixed(1)} s (hostHealth defaults: lost after 20 s, checked every 3 s)`);
+    // What the reconciler noted of the move (git notes on the applied commit).
+    const note = await must('git', ['notes', '--ref=mlink', 'show', 'main'], { cwd: up.repo }).catch(() => '');
+    console.log(`host-faults: the newest status note on main:\n${note.split('\n-----\n').at(-1)?.split('\n').slice(0, 24).join('\n') ?? '(none)'}`);
     expect(seconds).toBeLessThanOrEqual(60);
-    const c = await conditionOf(rt1.name);
+    const c = await eventually(`${rt1.name} Lost`, async () => {
+      const x = await conditionOf(rt1.name);
+      return x?.state === 'Lost' ? x : undefined;
+    }, Math.max(1000, killedAt + 60_000 - Date.now()));
     expect(c).toMatchObject({ state: 'Lost', since: expect.any(String), check: expect.stringMatching(/^(ssh|docker): /) });
     expect((await call<{ live: { hosts?: string[] } }>('get_app', { name: 'alpha' })).live.hosts).toEqual([rt2.name]);
     const list = await cli(['host', 'list']);
