@@ -1,9 +1,9 @@
 // observe, across hosts that may not answer: each runtime host is read within a deadline,
 // so one that hangs (killed, cut off) neither blocks nor fails the pass. A host that does
-// not answer in time is `unreachable`: its part is what it ran when last seen, and the
-// pass acts on nothing there. A Lost host is not asked at all; only where its databases'
-// data is (its volumes, last seen) is kept, so a database is never made again elsewhere
-// on an empty volume.
+// not answer in time, or fails the control plane's health checks, is `unreachable`: its
+// part is what it ran when last seen, and the pass acts on nothing there. A Lost host is
+// not asked at all; only where its databases' data is (its volumes, last seen) is kept,
+// so a database is never made again elsewhere on an empty volume.
 import type { HostPool } from '../hosts/pool.js';
 import type { LiveState } from '../model.js';
 import { observeHost } from './live.js';
@@ -25,6 +25,12 @@ export async function observeReachable(hosts: HostPool, cluster: string, timeout
   const lost = hosts.names('runtime').filter((n) => hosts.condition(n)?.state === 'Lost');
   const unreachable: Observed['unreachable'] = [];
   const parts = await Promise.all(hosts.usable('runtime').map(async (name) => {
+    // Failing its health checks: not asked (it would cost the pass the deadline), taken as last seen.
+    const c = hosts.condition(name);
+    if (c?.state === 'Failing') {
+      unreachable.push({ host: name, error: c.check ?? 'failing its health checks' });
+      return hosts.lastSeen(name) ?? EMPTY;
+    }
     try {
       const part = await within(timeoutMs, observeHost(hosts.get(name), hosts.edge(name), cluster));
       hosts.remember(name, part);
