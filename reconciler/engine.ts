@@ -12,6 +12,7 @@ import { startWorker, type WorkerHandle } from './temporal/worker.js';
 import { driftTimer, watchMain, watchReplicaExits, type Stoppable } from './triggers.js';
 import { tendHolders } from './hosts/containers.js';
 import { ensureWaker } from './hosts/waker.js';
+import { startHostMonitor } from './hosts/monitor.js';
 import type { Logger } from './util/log.js';
 import { BuildPlane } from './image-builds/build-plane.js';
 import { registryRelay } from './hosts/registry-relay.js';
@@ -47,6 +48,8 @@ export interface EngineOptions {
   /** The backup store and the holds of operations in progress (default: the data dir's). */
   backupsDir?: string;
   holdsDir?: string;
+  /** Where the hosts' conditions are kept (default: the data dir's health/). */
+  healthDir?: string;
   /** Run a worker in this process (the embedded default); false to only trigger. */
   worker?: boolean;
   log: Logger;
@@ -67,7 +70,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
   const log = opts.log.child({ cluster });
   const relay = registryRelay(registryAddress(), log.child({ component: 'registry' }));
   const serveRegistry = (address: string | undefined): void => void relay.serveAt(address).catch((e: unknown) => log.error('cannot serve the registry on the private network', { address, error: e }));
-  const hosts = await clusterHosts(await store.view(), edge, { onRegistry: serveRegistry });
+  const hosts = await clusterHosts(await store.view(), edge, { onRegistry: serveRegistry, ...(opts.healthDir ? { healthDir: opts.healthDir } : {}) });
   serveRegistry(config.spec.registry?.address);
   const backupsRoot = opts.backupsDir ?? dataDir().backups;
   const holdsDir = opts.holdsDir ?? dataDir().holds;
@@ -121,7 +124,8 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     const schedules = runsWorker ? backupSchedules({ store, cluster, client, log: log.child({ component: 'backups' }) }) : undefined;
     if (schedules) stops.unshift(() => schedules.stop());
     const reschedule = (): void => void schedules?.refresh().catch((e: unknown) => log.warn('could not read the backup schedules', { error: e }));
-    const runtime = (): Array<{ host: Host; edge?: Edge }> => hosts.names('runtime').flatMap((n) => {
+    // Hosts failing their health checks are left out: nothing here waits on them (the monitor says when they are back).
+    const runtime = (): Array<{ host: Host; edge?: Edge }> => hosts.usable('runtime').filter((n) => hosts.condition(n)?.state !== 'Failing').flatMap((n) => {
       try { return [{ host: hosts.get(n), edge: hosts.edge(n) }]; } catch (e) { log.warn('cannot reach a runtime host', { host: n, error: e }); return []; }
     });
     const tend = (): void => {
@@ -145,6 +149,12 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     };
     watch();
     stops.unshift(async () => { for (const w of watchers.values()) await w.watcher.stop(); watchers.clear(); });
+    // Host health: a host Lost, back, or clean again after it came back asks for a pass at once.
+    if (runsWorker) {
+      hosts.onCondition((host, c) => { if (c.state !== 'Failing') void trigger(`host ${host} is ${c.state}`); });
+      const monitor = startHostMonitor({ pool: hosts, store, cluster, dir: opts.healthDir ?? dataDir().health, log: log.child({ component: 'hosts' }) });
+      stops.unshift(() => monitor.stop());
+    }
     stops.push(() => relay.close());
     const triggers: Stoppable[] = [
       watchMain(store.gitdir, () => {

@@ -13,5 +13,8 @@ export class StalledError extends Error {
   }
 }
 
-/** Activity failure types Temporal must not retry within a pass (a changed host key needs a human to re-pin it). */
-export const NON_RETRYABLE = ['StalledError', 'HealthCheckFailed', 'BuildFailed', 'HostKeyMismatchError'];
+/**
+ * Activity failure types Temporal must not retry within a pass (a changed host key needs a
+ * human to re-pin it; a host failing its health checks is the next pass's to plan around).
+ */
+export const NON_RETRYABLE = ['StalledError', 'HealthCheckFailed', 'BuildFailed', 'HostKeyMismatchError', 'HostUnreachable'];

@@ -12,9 +12,14 @@ export interface PlacementHost {
   capacity?: { cpu: number; memoryMb: number };
   /** False for a host being drained or lost: nothing new is placed there. */
   schedulable: boolean;
+  /** Why it is not schedulable ("drained", "Lost since ..."), for the reason of what fits nowhere. */
+  unschedulable?: string;
+  /** Set while the host is lost (its condition): what ran there moves, a database's data cannot. */
+  lost?: string;
 }
 
-export interface Unplaced extends ResourceKey { reason: string }
+/** Unschedulable: fits on no host; HostLost: a database whose data is on a lost host (a human restores it elsewhere). */
+export interface Unplaced extends ResourceKey { reason: string; phase?: 'Unschedulable' | 'HostLost' }
 
 interface Usage { cpu: number; memoryMb: number }
 
@@ -28,8 +33,9 @@ function free(h: PlacementHost, used: Usage): number {
 
 function shortfall(hosts: PlacementHost[], usage: Map<string, Usage>, need: Resources): string {
   const open = hosts.filter((h) => h.schedulable);
-  if (open.length === 0) return 'no schedulable runtime host';
-  return open.map((h) => {
+  const closed = hosts.filter((h) => !h.schedulable).map((h) => `${h.name} is ${h.unschedulable ?? 'not schedulable'}`);
+  if (open.length === 0) return `no schedulable runtime host${closed.length ? ` (${closed.join('; ')})` : ''}`;
+  return [...open.filter((h) => h.capacity).map((h) => {
     const u = usage.get(h.name)!;
     const cap = h.capacity!;
     const miss = [
@@ -37,7 +43,7 @@ function shortfall(hosts: PlacementHost[], usage: Map<string, Usage>, need: Reso
       u.memoryMb + need.memoryMb > cap.memoryMb ? `memory ${u.memoryMb + need.memoryMb - cap.memoryMb} MiB more than its ${cap.memoryMb} MiB` : '',
     ].filter(Boolean).join(' and ');
     return `${h.name} would need ${miss}`;
-  }).join('; ');
+  }), ...closed].join('; ');
 }
 
 /**
@@ -68,6 +74,17 @@ export function place(desired: DesiredState, live: LiveState, hosts: PlacementHo
     const volume = live.volumes.find((v) => keyOf(v.key) === keyOf(db));
     const running = live.containers.find((c) => keyOf(c.key) === keyOf(db));
     const host = volume?.host ?? running?.host ?? best(db.resources)?.name;
+    const lost = host ? byName.get(host)?.lost : undefined;
+    if (host && lost) {
+      unplaced.push({
+        ...keyFields(db), phase: 'HostLost',
+        reason: `its data is on host ${host}, which is ${lost}; a database is not moved without its data. `
+          + `Remedy: restore its latest verified backup onto another host: restore_database name=${db.name} project=${db.project} into=<a new name> `
+          + `(list_backups shows its backups; the newest verified is the default), then bind its apps to the new database (update_app databases). `
+          + 'When the host comes back, this database runs there again on its data',
+      });
+      continue;
+    }
     if (!host) { unplaced.push({ ...keyFields(db), reason: `fits on no runtime host: ${shortfall(hosts, usage, db.resources)}` }); continue; }
     use(host, db.resources);
     placed.set(keyOf(db), { ...db, host });
@@ -78,7 +95,9 @@ export function place(desired: DesiredState, live: LiveState, hosts: PlacementHo
     // An app reaches its databases on their host's network only: it runs where they do.
     const dbHosts = [...new Set(app.databases.map((b) => (placed.get(keyOf({ kind: 'Database', project: b.project, name: b.name })) as DesiredDatabase | undefined)?.host ?? ''))];
     if (dbHosts.length > 1 || dbHosts.includes('')) {
-      unplaced.push({ ...keyFields(app), reason: dbHosts.includes('') ? 'a database it binds has no host' : `it binds databases on different hosts (${dbHosts.join(', ')}); an app reaches a database only on its host` });
+      const missing = app.databases.map((b) => unplaced.find((u) => u.kind === 'Database' && u.project === b.project && u.name === b.name)).find((u) => u);
+      const why = missing ? `database ${missing.project}/${missing.name} it binds is not placed (${missing.phase ?? 'Unschedulable'}: ${missing.reason.split('. ')[0]})` : 'a database it binds has no host';
+      unplaced.push({ ...keyFields(app), reason: dbHosts.includes('') ? why : `it binds databases on different hosts (${dbHosts.join(', ')}); an app reaches a database only on its host` });
       continue;
     }
     const allowed = (h: string): boolean => !dbHosts.length || h === dbHosts[0];

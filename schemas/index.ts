@@ -75,6 +75,7 @@ export interface ClusterConfig {
     baseDomain: string;
     hosts: ClusterHost[];
     registry?: { address: string };
+    hostHealth?: { checkIntervalSeconds?: number; lostAfterSeconds?: number };
     defaults?: { runtime?: 'runsc' | 'runc'; resources?: Resources; replicas?: number; scaleToZero?: { idleTimeoutSeconds: number } };
     egress?: Egress & { denyFiles?: string[] };
     projects?: Record<string, { runtime?: 'runsc' | 'runc'; egress?: Egress }>;
@@ -198,7 +199,15 @@ export function validateHost(file: string, doc: unknown): HostManifest {
 }
 
 export function validateClusterConfig(file: string, doc: unknown): ClusterConfig {
-  return check<ClusterConfig>('Cluster', file, doc);
+  const config = check<ClusterConfig>('Cluster', file, doc);
+  const health = config.spec.hostHealth;
+  const interval = health?.checkIntervalSeconds ?? 3;
+  const lostAfter = health?.lostAfterSeconds ?? 20;
+  // A host is Lost only after two checks in a row have failed: one dropped answer moves nothing.
+  if (lostAfter < 2 * interval) {
+    throw new SchemaError(file, [`spec.hostHealth.lostAfterSeconds ${lostAfter} is less than twice spec.hostHealth.checkIntervalSeconds (${interval}): give lostAfterSeconds of at least ${2 * interval}, or check more often`]);
+  }
+  return config;
 }
 
 /** Validates any manifest by its `kind` field. */

@@ -6,18 +6,23 @@ import type { Domain, HostView } from '../../reconciler/domain/index.js';
 import { handle, reads } from './shared.js';
 
 const check = z.object({ ok: z.boolean(), ms: z.number().optional(), detail: z.string().optional(), error: z.string().optional() });
+const condition = z.object({
+  state: z.enum(['Ready', 'Failing', 'Lost', 'Returning']), since: z.string().optional(),
+  failing_since: z.string().optional(), check: z.string().optional(),
+}).describe('the control plane\'s health checks over time: Failing (nothing new placed there), Lost (failing for spec.hostHealth.lostAfterSeconds: its apps moved), Returning (answers again; its stale replicas and routes go first)');
 
 function line(h: HostView): string {
   const health = h.live.known
     ? `ssh ${h.live.ssh.ok ? 'ok' : 'FAIL'}, docker ${h.live.docker.ok ? 'ok' : 'FAIL'}${h.live.edge ? `, edge ${h.live.edge.ok ? 'ok' : 'FAIL'}` : ''}; running ${Object.entries(h.live.running).map(([k, n]) => `${k} ${n}`).join(', ') || 'nothing'}`
     : h.live.reason;
-  return `${h.name}  ${h.address}  ${h.roles.join(',')}${h.schedulable ? '' : ' (drained)'}  ${health}`;
+  const c = h.live.known && h.live.condition.state !== 'Ready' ? `  ${h.live.condition.state} since ${h.live.condition.since ?? '?'}${h.live.condition.check ? ` (${h.live.condition.check})` : ''}` : '';
+  return `${h.name}  ${h.address}  ${h.roles.join(',')}${h.schedulable ? '' : ' (drained)'}${c}  ${health}`;
 }
 
 export function registerHostTools(server: McpServer, domain: Domain): void {
   server.registerTool('list_hosts', {
     title: 'List hosts',
-    description: 'The machines of the cluster: the embedded `local` host and hosts added with `mlink host add` (reached over SSH with a pinned host key). For each: address, roles (control, build, runtime), capacity, labels, whether new work may be placed there, and live health (SSH, Docker and edge answering, with latency) and what ml.ink runs there, by kind.',
+    description: 'The machines of the cluster: the embedded `local` host and hosts added with `mlink host add` (reached over SSH with a pinned host key). For each: address, roles (control, build, runtime), capacity, labels, whether new work may be placed there, and live health (SSH, Docker and edge answering, with latency; its condition over time: Ready, Failing, Lost since when and the failing check, Returning) and what ml.ink runs there, by kind.',
     inputSchema: z.strictObject({}),
     outputSchema: {
       hosts: z.array(z.object({
@@ -25,7 +30,7 @@ export function registerHostTools(server: McpServer, domain: Domain): void {
         ssh: z.object({ user: z.string(), port: z.number(), host_key: z.string().optional() }).optional(),
         capacity: z.object({ cpu: z.number(), memory_mb: z.number() }).optional(),
         labels: z.record(z.string(), z.string()), schedulable: z.boolean(),
-        live: z.object({ known: z.boolean(), reason: z.string().optional(), ssh: check.optional(), docker: check.optional(), edge: check.optional(), running: z.record(z.string(), z.number()).optional() }),
+        live: z.object({ known: z.boolean(), reason: z.string().optional(), ssh: check.optional(), docker: check.optional(), edge: check.optional(), running: z.record(z.string(), z.number()).optional(), condition: condition.optional() }),
       })),
       invalid: z.array(z.string()), commit: z.string().nullable(),
     },

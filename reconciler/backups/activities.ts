@@ -155,10 +155,17 @@ export function createBackupActivities(deps: BackupDeps) {
         const { backups } = await listBackups(root, input.project, input.name);
         const chosen = input.backup ? backups.find((b) => b.id === input.backup) : defaultRestoreBackup(backups);
         if (!chosen) final('RestoreFailed', input.backup ? `backup ${input.backup} of ${input.project}/${input.name} does not exist; list_backups shows them` : `${input.project}/${input.name} has no verified backup to restore; name one with backup (list_backups)`);
-        await restoreBackup(target.host.docker, target.container, target.engine, { root, project: input.project, name: input.name, id: chosen.id, identity: await deps.identity() }).catch((e: unknown) => {
-          if (e instanceof BackupError) final(e.phase, e.message);
-          throw e;
-        });
+        // The load restarts Redis's server: a pass that saw it stopped would replace it mid-restore, so the reconciler is held off until it is done.
+        const key: ResourceKey = { kind: 'Database', project: input.project, name: input.into };
+        await hold(deps.holdsDir, key, `restore of backup ${chosen.id} into ${input.project}/${input.into}`, 60 * 60_000);
+        try {
+          await restoreBackup(target.host.docker, target.container, target.engine, { root, project: input.project, name: input.name, id: chosen.id, identity: await deps.identity() }).catch((e: unknown) => {
+            if (e instanceof BackupError) final(e.phase, e.message);
+            throw e;
+          });
+        } finally {
+          await release(deps.holdsDir, key);
+        }
         return { restored: `backup ${chosen.id} of ${input.project}/${input.name} into ${input.project}/${input.into}`, ms: Date.now() - t0 };
       } finally {
         clearInterval(beat);

@@ -7,8 +7,8 @@ import { LABEL, MANAGED_BY } from '../model.js';
 export interface Server { host: Host; container: string; engine: string; image: string; running: boolean }
 
 export async function findServer(hosts: HostPool, cluster: string, project: string, name: string): Promise<Server | undefined> {
-  for (const h of hosts.names('runtime')) {
-    const host = hosts.get(h);
+  // Hosts that answer their health checks only: a lost host's server is not reachable to dump or restore.
+  for (const { host } of hosts.runtime()) {
     const list = await host.docker.listContainers({
       all: true,
       filters: { label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=Database`, `${LABEL.project}=${project}`, `${LABEL.name}=${name}`] },

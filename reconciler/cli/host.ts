@@ -7,7 +7,7 @@ import { parseArgs } from 'node:util';
 import { parse } from 'yaml';
 import { SchemaError, validateHost, type HostManifest } from '../../schemas/index.js';
 import { clusterHosts, controlKeyFile, REMOTE_EDGE_WEB_PORT } from '../hosts/cluster.js';
-import { checkText, poolHealth, runningText } from '../hosts/health.js';
+import { checkText, poolHealth, runningText, stateText } from '../hosts/health.js';
 import { hostManifest, renderHostFile, sameHost } from '../hosts/host-file.js';
 import { provisionHost, type HostRole } from '../hosts/provision.js';
 import { HostKeyMismatchError, SshHost } from '../hosts/ssh-host.js';
@@ -17,6 +17,7 @@ import { observeVolumes } from '../observe/live.js';
 import { readClusterConfig } from '../source/desired.js';
 import { MAIN, StateStore } from '../state/store.js';
 import { dataDir } from '../util/paths.js';
+import { drain, undrain } from './host-drain.js';
 import { humanIdentity } from './identity.js';
 import { table } from './status.js';
 
@@ -25,7 +26,9 @@ const HELP = `usage: mlink host add NAME ADDRESS [--roles build,runtime] [--user
                       [--registry HOST:PORT] [--yes]
        mlink host list [--json]
        mlink host remove NAME [--yes]
-       (each takes --repo DIR; add and remove take --author "Name <email>")
+       mlink host drain NAME [--timeout SECONDS]
+       mlink host undrain NAME
+       (each takes --repo DIR; add, remove, drain and undrain take --author "Name <email>")
 
 add     connects over SSH, shows the host key and pins it (or checks --host-key), installs
         what is missing (Debian's docker.io, iptables, iproute2; this machine's runsc; on
@@ -38,6 +41,12 @@ list    every host: address, roles, pinned key, SSH, Docker and edge answering (
         latency), capacity, and what ml.ink runs there; exits 1 when one is not answering
 remove  commits the removal of hosts/NAME.yaml; refused while database data is on it.
         The reconciler moves its apps to the other runtime hosts.
+drain   commits schedulable: false in hosts/NAME.yaml: the reconciler moves every app off
+        the host with zero downtime (new replicas healthy elsewhere, routes switch, then
+        the old ones drain and go); waits until none runs there (default 600 s), printing
+        progress. Refused, naming them, when an app fits on no other host, and for the
+        last runtime host. Databases stay with their data.
+undrain commits the drain's undoing: new work may be placed on the host again.
 `;
 
 const out = (s: string): void => { process.stdout.write(s.endsWith('\n') ? s : `${s}\n`); };
@@ -103,7 +112,7 @@ export async function run(argv: string[]): Promise<number> {
       options: {
         roles: { type: 'string' }, user: { type: 'string' }, port: { type: 'string' }, 'host-key': { type: 'string' },
         cpu: { type: 'string' }, 'memory-mb': { type: 'string' }, label: { type: 'string', multiple: true },
-        registry: { type: 'string' }, yes: { type: 'boolean' },
+        registry: { type: 'string' }, yes: { type: 'boolean' }, timeout: { type: 'string' },
         repo: { type: 'string' }, author: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
     });
@@ -119,6 +128,12 @@ export async function run(argv: string[]): Promise<number> {
       case 'add': return await add(need(args[0], 'name the host: mlink host add NAME ADDRESS'), need(args[1], 'give the address: mlink host add NAME ADDRESS'), v);
       case 'list': return await list(v);
       case 'remove': return await remove(need(args[0], 'name the host: mlink host remove NAME'), v);
+      case 'drain': case 'undrain': {
+        const name = need(args[0], `name the host: mlink host ${action} NAME`);
+        const { store } = await openRepo(v.repo as string | undefined);
+        const opts = { store, author: v.author as string | undefined, timeoutS: int('timeout', v.timeout as string | undefined, 1, 86400), out };
+        return await (action === 'drain' ? drain(name, opts) : undrain(name, opts));
+      }
       default: throw new UsageError(`unknown action ${JSON.stringify(action)}`);
     }
   } catch (e) {
@@ -225,11 +240,11 @@ async function list(v: Values): Promise<number> {
   try {
     const health = await poolHealth(pool);
     if (v.json) { out(JSON.stringify({ hosts: health }, null, 2)); return 0; }
-    const rows = [['HOST', 'ADDRESS', 'ROLES', 'KEY', 'SSH', 'DOCKER', 'EDGE', 'CAPACITY', 'RUNNING']];
+    const rows = [['HOST', 'ADDRESS', 'ROLES', 'KEY', 'STATE', 'SSH', 'DOCKER', 'EDGE', 'CAPACITY', 'RUNNING']];
     for (const h of health) {
       rows.push([
-        h.name + (h.schedulable ? '' : ' (drained)'), h.address === 'local' ? 'local' : `${h.address}:${h.port ?? 22}`, h.roles.join(','),
-        h.hostKey ?? '-', checkText(h.ssh), h.docker.ok ? `${checkText(h.docker)} (${h.docker.detail ?? '?'})` : checkText(h.docker), checkText(h.edge),
+        h.name, h.address === 'local' ? 'local' : `${h.address}:${h.port ?? 22}`, h.roles.join(','),
+        h.hostKey ?? '-', stateText(h), checkText(h.ssh), h.docker.ok ? `${checkText(h.docker)} (${h.docker.detail ?? '?'})` : checkText(h.docker), checkText(h.edge),
         h.capacity ? `${h.capacity.cpu} cpu, ${h.capacity.memoryMb} MiB` : '-', runningText(h.running),
       ]);
     }

@@ -6,6 +6,7 @@ import type { App } from '../../schemas/index.js';
 import { listManifests } from '../domain/manifests.js';
 import { readClusterConfig } from '../source/desired.js';
 import { clusterHosts } from '../hosts/cluster.js';
+import { conditionText } from '../hosts/conditions.js';
 import { createLiveState } from '../status/live-state.js';
 import { latestStatus } from '../status/record.js';
 import { MAIN, StateStore } from '../state/store.js';
@@ -35,8 +36,15 @@ export async function run(argv: string[]): Promise<number> {
     const ids = items.map((i) => ({ kind: 'App' as const, project: i.manifest.metadata.project, name: i.manifest.metadata.name }));
     const states = await live.statusMany!(ids);
     const last = await latestStatus(store);
+    // Hosts that are not Ready or take no new work, as the control plane's health checks last said.
+    const unwell = hosts.names().flatMap((n) => {
+      const c = hosts.condition(n);
+      const drained = !hosts.entry(n).schedulable;
+      return c || drained ? [{ name: n, state: c?.state ?? 'Ready', ...(c ? { condition: c } : {}), drained, text: `${conditionText(c)}${drained ? ', drained' : ''}` }] : [];
+    });
+    await hosts.close();
     if (values.json) {
-      process.stdout.write(JSON.stringify({ cluster, commit: view.commit, last, apps: ids.map((id, i) => ({ ...id, live: states[i] })), invalid }, null, 2) + '\n');
+      process.stdout.write(JSON.stringify({ cluster, commit: view.commit, last, hosts: unwell, apps: ids.map((id, i) => ({ ...id, live: states[i] })), invalid }, null, 2) + '\n');
       return 0;
     }
     const rows = [['APP', 'PHASE', 'URL', 'HOSTS', 'RUNNING COMMIT', 'DETAIL']];
@@ -49,7 +57,9 @@ export async function run(argv: string[]): Promise<number> {
         : [`${id.project}/${id.name}`, 'Unknown', '-', '-', '-', s.reason]);
     });
     process.stdout.write(`cluster ${cluster}, main at ${view.commit?.slice(0, 12) ?? '(empty)'}\n`);
-    process.stdout.write(last ? `last reconcile: ${last.phase} ${last.commit.slice(0, 12)} at ${last.at} (${last.trigger}): ${last.message}\n\n` : 'no reconcile recorded yet (is `mlink up` running?)\n\n');
+    process.stdout.write(last ? `last reconcile: ${last.phase} ${last.commit.slice(0, 12)} at ${last.at} (${last.trigger}): ${last.message}\n` : 'no reconcile recorded yet (is `mlink up` running?)\n');
+    for (const h of unwell) process.stdout.write(`host ${h.name}: ${h.text}\n`);
+    process.stdout.write('\n');
     process.stdout.write(ids.length ? table(rows) : 'no apps on main\n');
     for (const bad of invalid) process.stdout.write(`invalid: ${bad}\n`);
     return 0;

@@ -11,7 +11,10 @@ import type { Ctx } from './write.js';
 
 export type HostLive =
   | { known: false; reason: string }
-  | ({ known: true } & Pick<HostHealth, 'ssh' | 'docker' | 'edge' | 'running'>);
+  | ({ known: true; condition: HostConditionView } & Pick<HostHealth, 'ssh' | 'docker' | 'edge' | 'running'>);
+
+/** A host's condition over time (the control plane's health checks). */
+export interface HostConditionView { state: 'Ready' | 'Failing' | 'Lost' | 'Returning'; since?: string; failing_since?: string; check?: string }
 
 export interface HostView {
   name: string;
@@ -41,7 +44,13 @@ export async function listHosts(ctx: Ctx, live: LiveStateProvider): Promise<{ ho
   }
   const liveOf = (name: string): HostLive => {
     const h = health.get(name);
-    if (h) return { known: true, ssh: h.ssh, docker: h.docker, ...(h.edge ? { edge: h.edge } : {}), running: h.running };
+    if (h) {
+      const c = h.condition;
+      const condition: HostConditionView = c
+        ? { state: c.state, since: c.since, ...(c.failingSince ? { failing_since: c.failingSince } : {}), ...(c.check ? { check: c.check } : {}) }
+        : { state: 'Ready' };
+      return { known: true, ssh: h.ssh, docker: h.docker, ...(h.edge ? { edge: h.edge } : {}), running: h.running, condition };
+    }
     return { known: false, reason: live.hosts && why === RECONCILER_NOT_RUNNING ? 'not in the reconciler\'s hosts yet: it takes the host on its next pass' : why };
   };
   const hosts: HostView[] = [

@@ -10,6 +10,7 @@ import type { Edge } from '../edge/traefik.js';
 import { clusterHostsAt, readClusterConfig } from '../source/desired.js';
 import type { TreeView } from '../state/tree.js';
 import { dataDir } from '../util/paths.js';
+import { healthFile, loadHealth, readHealthFile } from './monitor.js';
 import { HostPool, type HostEntry } from './pool.js';
 import { SshHost } from './ssh-host.js';
 
@@ -41,12 +42,14 @@ export function sshConnector(keyFile: string): (e: HostEntry) => SshHost {
   };
 }
 
-export async function clusterHosts(view: TreeView, edge: Edge = localEdge(), opts: { keysDir?: string; onRegistry?: (address: string | undefined) => void } = {}): Promise<HostPool> {
+export async function clusterHosts(view: TreeView, edge: Edge = localEdge(), opts: { keysDir?: string; healthDir?: string; onRegistry?: (address: string | undefined) => void } = {}): Promise<HostPool> {
   const config = await readClusterConfig(view);
   const pool = new HostPool({
     localEdge: edge, remoteEdge: REMOTE_EDGE, connect: sshConnector(controlKeyFile(opts.keysDir)),
     localRegistry: registryAddress(), ...(opts.onRegistry ? { onRegistry: opts.onRegistry } : {}),
   });
   pool.configure(await clusterHostsAt(view, config), config.spec.registry?.address);
+  // What the control plane's health checks last said (a Lost host stays Lost until it answers).
+  loadHealth(pool, await readHealthFile(healthFile(opts.healthDir ?? dataDir().health, config.metadata.name)));
   return pool;
 }

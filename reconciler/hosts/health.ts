@@ -3,6 +3,7 @@
 // runtime host; and what ml.ink runs there, counted by kind. Each check has a deadline
 // so one host that is down does not hold the others' answers.
 import { LABEL, MANAGED_BY } from '../model.js';
+import { conditionText, type HostCondition } from './conditions.js';
 import type { HostPool, HostEntry } from './pool.js';
 
 export interface Check { ok: boolean; ms?: number; detail?: string; error?: string }
@@ -23,6 +24,9 @@ export interface HostHealth {
   edge?: Check;
   /** Containers ml.ink runs there that are running, by kind (App, AppNet, Database, Edge, ...). */
   running: Record<string, number>;
+  /** What the control plane's health checks say over time (absent: Ready), and when they last ran. */
+  condition?: HostCondition;
+  checkedAt?: string;
 }
 
 function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
@@ -51,6 +55,8 @@ export async function hostHealth(pool: HostPool, name: string, timeoutMs = 8000)
     ...(e.address !== 'local' ? { user: e.ssh?.user ?? 'root', port: e.ssh?.port ?? 22 } : {}),
     ...(e.capacity ? { capacity: e.capacity } : {}), ...(e.labels ? { labels: e.labels } : {}),
     ssh: { ok: false }, docker: { ok: false }, running: {},
+    ...(pool.condition(name) ? { condition: pool.condition(name)! } : {}),
+    ...(pool.healthCheckedAt ? { checkedAt: pool.healthCheckedAt } : {}),
   };
   let host;
   try {
@@ -99,6 +105,16 @@ export function poolHealth(pool: HostPool, timeoutMs?: number): Promise<HostHeal
 export function runningText(running: Record<string, number>): string {
   const parts = Object.entries(running).sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${k} ${n}`);
   return parts.length ? parts.join(', ') : 'nothing';
+}
+
+/** The STATE column: Ready, Failing/Lost since when and the failing check, drained; with the checks' age when they look stopped. */
+export function stateText(h: HostHealth, now = Date.now()): string {
+  const parts = [conditionText(h.condition)];
+  if (!h.schedulable) parts.push('drained');
+  const age = h.checkedAt ? (now - Date.parse(h.checkedAt)) / 1000 : undefined;
+  if (age === undefined) parts.push('(no health checks yet: is `mlink up` running?)');
+  else if (age > 60) parts.push(`(health checks last ran ${Math.round(age)} s ago: is \`mlink up\` running?)`);
+  return parts.join(', ');
 }
 
 export function checkText(c: Check | undefined): string {

@@ -3,7 +3,9 @@
 // into a Host (hosts/host.ts) and, for runtime hosts, the edge that serves from it.
 import type { ClusterHost } from '../../schemas/index.js';
 import type { Edge } from '../edge/traefik.js';
+import type { LiveState } from '../model.js';
 import type { PlacementHost } from '../placement.js';
+import { conditionText, schedulableIn, type HostCondition } from './conditions.js';
 import { LocalHost, type Host } from './host.js';
 
 export type Role = 'control' | 'build' | 'runtime';
@@ -37,6 +39,13 @@ export class HostPool {
   private entries = new Map<string, HostEntry>();
   private readonly live = new Map<string, Host>();
   private registry: string | undefined;
+  /** What the health checks (monitor.ts) say of each host; none means Ready. */
+  private readonly conditions = new Map<string, HostCondition>();
+  /** Each runtime host's last observed live state: what a host that stops answering was running. */
+  private readonly seen = new Map<string, LiveState>();
+  private readonly listeners: Array<(host: string, c: HostCondition) => void> = [];
+  /** When the health checks last ran (monitor.ts), as far as this process knows. */
+  healthCheckedAt: string | undefined;
 
   constructor(private readonly opts: HostPoolOptions, hosts: HostEntry[] = []) {
     this.configure(hosts);
@@ -103,16 +112,57 @@ export class HostPool {
     return e.address === 'local' ? this.opts.localEdge : this.opts.remoteEdge;
   }
 
-  /** Runtime hosts with their edges, for observe. */
+  /** Runtime hosts with their edges, for observe and status: hosts that fail their health checks (Failing, Lost) are left out, so nothing waits on them. */
   runtime(): Array<{ host: Host; edge?: Edge }> {
-    return this.names('runtime').map((n) => ({ host: this.get(n), edge: this.edge(n) }));
+    return this.usable('runtime').filter((n) => this.conditions.get(n)?.state !== 'Failing').map((n) => ({ host: this.get(n), edge: this.edge(n) }));
   }
 
-  placementHosts(): PlacementHost[] {
+  /** Names with `role`, Lost hosts left out. */
+  usable(role?: Role): string[] {
+    return this.names(role).filter((n) => this.conditions.get(n)?.state !== 'Lost');
+  }
+
+  /** `unreachable`: hosts this pass could not observe; nothing new goes there either. */
+  placementHosts(unreachable: string[] = []): PlacementHost[] {
     return this.names('runtime').map((n) => {
       const e = this.entry(n);
-      return { name: n, schedulable: e.schedulable, ...(e.capacity ? { capacity: e.capacity } : {}) };
+      const c = this.conditions.get(n);
+      const why = !e.schedulable ? 'drained' : unreachable.includes(n) ? 'not answering' : !schedulableIn(c) ? conditionText(c) : undefined;
+      return { name: n, schedulable: !why, ...(why ? { unschedulable: why } : {}), ...(c?.state === 'Lost' ? { lost: conditionText(c) } : {}), ...(e.capacity ? { capacity: e.capacity } : {}) };
     });
+  }
+
+  condition(name: string): HostCondition | undefined {
+    return this.conditions.get(name);
+  }
+
+  /** Sets a host's condition (the monitor's checks, a pass that found a returning host clean); listeners hear of state changes. */
+  setCondition(name: string, c: HostCondition): void {
+    const before = this.conditions.get(name)?.state ?? 'Ready';
+    if (c.state === 'Ready') this.conditions.delete(name);
+    else this.conditions.set(name, c);
+    if (before !== c.state) for (const l of this.listeners) l(name, c);
+  }
+
+  /** Listens for state changes; returns the function that stops listening. */
+  onCondition(listener: (host: string, c: HostCondition) => void): () => void {
+    this.listeners.push(listener);
+    return () => { const i = this.listeners.indexOf(listener); if (i >= 0) this.listeners.splice(i, 1); };
+  }
+
+  /** Whether the health checks say the host answers (not Failing, not Lost). */
+  answering(name: string): boolean {
+    const s = this.conditions.get(name)?.state;
+    return s !== 'Failing' && s !== 'Lost';
+  }
+
+  /** The last live state observed on a host (kept across a host's loss: where its databases' data is). */
+  lastSeen(name: string): LiveState | undefined {
+    return this.seen.get(name);
+  }
+
+  remember(name: string, live: LiveState): void {
+    this.seen.set(name, live);
   }
 
   async close(): Promise<void> {

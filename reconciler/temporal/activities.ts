@@ -16,7 +16,8 @@ import type { HostPool } from '../hosts/pool.js';
 import type { Host } from '../hosts/host.js';
 import { containerName, credentialsPath, networkName, routerOfFile, secretPath } from '../layout.js';
 import { keyOf, type DesiredApp } from '../model.js';
-import { planCommit } from '../plan-pass.js';
+import { actionHosts, planCommit } from '../plan-pass.js';
+import { rejoined } from '../hosts/conditions.js';
 import type { Action, ActionOf, Plan } from '../plan/plan.js';
 import type { Skipped } from '../source/desired.js';
 import { decryptSecret } from '../state/secrets.js';
@@ -206,6 +207,52 @@ export function createActivities(deps: ActivityDeps) {
     if (done.hooked.length || done.dropped.length) log.info('egress rules restored', { host: hostName, hooked: done.hooked, dropped: done.dropped });
   }
 
+  /**
+   * Runs `fn`, work on `on` hosts, unless one of them fails its health checks, and gives
+   * it up the moment one starts to: a call to a host that died hangs until SSH gives up,
+   * which would hold the whole pass (and the pass that moves its apps) for minutes.
+   */
+  async function guarded<T>(on: string[], fn: () => Promise<T>): Promise<T> {
+    const unwell = (h: string): ApplicationFailure => ApplicationFailure.create({
+      type: 'HostUnreachable', nonRetryable: true,
+      message: `host ${h} fails its health checks (${hosts.condition(h)?.check ?? 'not answering'}); the next pass plans around it`,
+    });
+    const down = on.find((h) => !hosts.answering(h));
+    if (down) throw unwell(down);
+    let stop = (): void => undefined;
+    const gone = new Promise<never>((_, reject) => {
+      stop = hosts.onCondition((h, c) => { if (on.includes(h) && (c.state === 'Failing' || c.state === 'Lost')) reject(unwell(h)); });
+    });
+    gone.catch(() => undefined);
+    try {
+      return await Promise.race([fn(), gone]);
+    } finally {
+      stop();
+    }
+  }
+  const hostsOf = (actions: Action[]): string[] => [...new Set(actions.flatMap(actionHosts))];
+
+  /**
+   * A host back from Lost takes new work only once nothing stale of the cluster is left on
+   * it: a pass that observed it and plans nothing there (egress rules are reapplied on
+   * every pass, so they do not count) and retires nothing there. The pool's listeners
+   * (engine.ts) ask for the pass that may place work there again.
+   */
+  function rejoin(plan: Plan, unreachable: string[], retiring: string[]): void {
+    const busy = new Set([
+      ...[...plan.prepare, ...plan.resources.flatMap((r) => r.actions), ...plan.cleanup].filter((a) => a.type !== 'ensureEgress').flatMap(actionHosts),
+      ...retiring.map((r) => r.split('/')[0]!),
+      ...unreachable,
+    ]);
+    for (const name of hosts.names('runtime')) {
+      const next = busy.has(name) ? undefined : rejoined(hosts.condition(name), Date.now());
+      if (next) {
+        hosts.setCondition(name, next);
+        log.info('host rejoined: nothing stale left there, it takes new work again', { host: name });
+      }
+    }
+  }
+
   return {
     ...createBuildActivities(deps.builder),
     ...createBackupActivities(deps),
@@ -222,7 +269,8 @@ export function createActivities(deps: ActivityDeps) {
       if (!commit) return { commit: null };
       try {
         const held = await activeHolds(deps.holdsDir);
-        const { plan, skipped } = await planCommit(deps.store, hosts, cluster, commit, { ...input, held });
+        const { plan, skipped, unreachable } = await planCommit(deps.store, hosts, cluster, commit, { ...input, held });
+        rejoin(plan, unreachable, input.retiring ?? []);
         return { commit, plan, skipped };
       } catch (e) {
         if (e instanceof StalledError) return { commit, invalid: e.message };
@@ -231,73 +279,56 @@ export function createActivities(deps: ActivityDeps) {
     },
 
     async ensureNetwork(a: ActionOf<'ensureNetwork'>): Promise<void> {
-      await containers.ensureNetwork(hosts.get(a.host).docker, cluster, a.project, a.network);
+      await guarded([a.host], () => containers.ensureNetwork(hosts.get(a.host).docker, cluster, a.project, a.network));
     },
 
     /** A rollout's consecutive startReplica, waitHealthy and writeRoute actions, in order, in one activity (see workflows.ts). */
+    /** A rollout's start, health check and route switch (rollOut below), given up when one of its hosts stops answering. */
     async rollOut(input: { actions: Action[]; commit: string }): Promise<void> {
-      const known = new Map<string, string>();
-      try {
-        for (const a of input.actions) {
-          if (a.type === 'startReplica') known.set(at(a.host, a.container), (await startReplica({ action: a, commit: input.commit })).ip);
-          else if (a.type === 'createReplica') await createReplica({ action: a, commit: input.commit });
-          else if (a.type === 'waitHealthy') await waitHealthy(a, known);
-          else if (a.type === 'writeRoute') await writeRoute(a, known, input.commit);
-          else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
-        }
-      } finally {
-        // The starts took their networks' spare holders: new ones, now that they no longer compete with the rollout.
-        for (const a of input.actions) if (a.type === 'startReplica') containers.keepSpare(hosts.get(a.host), cluster, a.app.project, a.network);
-      }
+      return guarded(hostsOf(input.actions), () => rollOut(input));
     },
 
-    /** Starts a database's server on its volume (made on first use), fences it in, and waits until it answers. */
     async startDatabase(input: { action: ActionOf<'startDatabase'>; commit: string }): Promise<{ note: string }> {
-      const { action: a, commit } = input;
-      const host = hosts.get(a.host);
-      const creds = await credentialsAt(commit, a.db.project, a.db.name);
-      const started = await databases.startDatabase(host, {
-        cluster, commit, db: a.db, container: a.container, volume: a.volume, credentials: creds,
-        onProgress: (p) => heartbeat(p),
-        // Right after the start, before the engine listens: only bound apps may reach it.
-        fence: () => ensureEgressOn(a.host, a.egress),
-      });
-      log.info('database ready', { database: keyOf(a.db), host: a.host, container: a.container, ms: started.ms });
-      return { note: started.note };
+      return guarded([input.action.host], () => startDatabase(input));
     },
 
     async waitDatabase(input: { action: ActionOf<'waitDatabase'>; commit: string }): Promise<void> {
       const { action: a, commit } = input;
-      const host = hosts.get(a.host);
-      await databases.waitDatabaseReady(host, a.db, a.container, await credentialsAt(commit, a.db.project, a.db.name), () => heartbeat());
+      await guarded([a.host], async () => databases.waitDatabaseReady(hosts.get(a.host), a.db, a.container, await credentialsAt(commit, a.db.project, a.db.name), () => heartbeat()));
     },
 
     async removeContainer(a: ActionOf<'removeContainer'>): Promise<void> {
-      await containers.removeReplica(hosts.get(a.host).docker, a.id, a.name);
+      await guarded([a.host], () => containers.removeReplica(hosts.get(a.host).docker, a.id, a.name));
     },
 
     async removeRoute(a: ActionOf<'removeRoute'>): Promise<void> {
       const edge = hosts.edge(a.host);
       if (!edge) return;
-      await removeRouteFile(hosts.get(a.host), edge, a.file, routerOfFile(a.file), () => heartbeat());
-      await removeWakeSpec(hosts.get(a.host), edge, wakeIdOfRoute(a.file));
+      await guarded([a.host], async () => {
+        await removeRouteFile(hosts.get(a.host), edge, a.file, routerOfFile(a.file), () => heartbeat());
+        await removeWakeSpec(hosts.get(a.host), edge, wakeIdOfRoute(a.file));
+      });
     },
 
     async removeNetwork(a: ActionOf<'removeNetwork'>): Promise<void> {
       const host = hosts.get(a.host);
-      await containers.removeNetworkHolders(host, cluster, a.network);
-      await containers.removeNetwork(host.docker, a.network);
+      await guarded([a.host], async () => {
+        await containers.removeNetworkHolders(host, cluster, a.network);
+        await containers.removeNetwork(host.docker, a.network);
+      });
     },
 
     async ensureEgress(a: ActionOf<'ensureEgress'>): Promise<void> {
-      await ensureEgressOn(a.host, a.policy);
+      await guarded([a.host], () => ensureEgressOn(a.host, a.policy));
     },
 
     async removeEgress(a: ActionOf<'removeEgress'>): Promise<void> {
       const host = hosts.get(a.host);
-      // Only once the project's network is gone: its containers stay fenced until then.
-      if (await egress.bridgeOf(host.docker, networkName(cluster, a.project))) return;
-      await egress.removeProjectEgress(host, cluster, a.project);
+      await guarded([a.host], async () => {
+        // Only once the project's network is gone: its containers stay fenced until then.
+        if (await egress.bridgeOf(host.docker, networkName(cluster, a.project))) return;
+        await egress.removeProjectEgress(host, cluster, a.project);
+      });
     },
 
     async recordStatus(record: StatusRecord): Promise<void> {
@@ -305,6 +336,38 @@ export function createActivities(deps: ActivityDeps) {
       log.info('reconciled', { commit: record.commit.slice(0, 12), phase: record.phase, resources: record.resources.length });
     },
   };
+
+  /** A rollout's consecutive startReplica, waitHealthy and writeRoute actions, in order, in one activity (see workflows.ts). */
+  async function rollOut(input: { actions: Action[]; commit: string }): Promise<void> {
+    const known = new Map<string, string>();
+    try {
+      for (const a of input.actions) {
+        if (a.type === 'startReplica') known.set(at(a.host, a.container), (await startReplica({ action: a, commit: input.commit })).ip);
+        else if (a.type === 'createReplica') await createReplica({ action: a, commit: input.commit });
+        else if (a.type === 'waitHealthy') await waitHealthy(a, known);
+        else if (a.type === 'writeRoute') await writeRoute(a, known, input.commit);
+        else throw ApplicationFailure.create({ type: 'BadPlan', nonRetryable: true, message: `rollOut cannot run a ${a.type} action` });
+      }
+    } finally {
+      // The starts took their networks' spare holders: new ones, now that they no longer compete with the rollout.
+      for (const a of input.actions) if (a.type === 'startReplica') containers.keepSpare(hosts.get(a.host), cluster, a.app.project, a.network);
+    }
+  }
+
+  /** Starts a database's server on its volume (made on first use), fences it in, and waits until it answers. */
+  async function startDatabase(input: { action: ActionOf<'startDatabase'>; commit: string }): Promise<{ note: string }> {
+    const { action: a, commit } = input;
+    const host = hosts.get(a.host);
+    const creds = await credentialsAt(commit, a.db.project, a.db.name);
+    const started = await databases.startDatabase(host, {
+      cluster, commit, db: a.db, container: a.container, volume: a.volume, credentials: creds,
+      onProgress: (p) => heartbeat(p),
+      // Right after the start, before the engine listens: only bound apps may reach it.
+      fence: () => ensureEgressOn(a.host, a.egress),
+    });
+    log.info('database ready', { database: keyOf(a.db), host: a.host, container: a.container, ms: started.ms });
+    return { note: started.note };
+  }
 }
 
 export type Activities = ReturnType<typeof createActivities>;

@@ -226,7 +226,15 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
   }
   const p = snap.plan;
   await retirements.claim(p.resources);
-  for (const a of p.prepare) await run(a, commit);
+  // A network or egress step that fails (a host that stopped answering mid-pass) is reported; the rest of the pass goes on.
+  const prepared: ResourceStatus[] = [];
+  for (const a of p.prepare) {
+    try {
+      await run(a, commit);
+    } catch (err) {
+      prepared.push({ kind: 'Cluster', project: '-', name: a.type, change: 'update', result: 'failed', phase: 'ApplyFailed', message: failureMessage(err).message });
+    }
+  }
   const info = workflowInfo();
   // Every resource starts at once, but waits for what it depends on (an app for its databases).
   const outcomes = new Map<string, Promise<ResourceStatus>>();
@@ -248,7 +256,7 @@ async function pass(snap: Exclude<PassPlan, { commit: null }>, trigger: Trigger,
     }
   };
   for (const r of p.resources) outcomes.set(keyOf(r.key), Promise.resolve().then(() => apply(r)));
-  const resources: ResourceStatus[] = await Promise.all(outcomes.values());
+  const resources: ResourceStatus[] = [...prepared, ...(await Promise.all(outcomes.values()))];
   for (const a of p.cleanup) {
     try {
       await run(a, commit);

@@ -18,6 +18,7 @@ export interface DataDir {
   backups: string; // the backup store: <project>/<database>/<backup id>/ (dump.age, meta.json) and pitr/
   holds: string; // resources a human-started operation (a restore) holds the reconciler off
   names: string; // DNS records each cluster owns in its zone, and their state: <cluster>.json
+  health: string; // hosts' conditions as the control plane's health checks see them: <cluster>.json
 }
 
 export function dataDir(home = process.env.MLINK_HOME ?? join(homedir(), '.mlink')): DataDir {
@@ -36,5 +37,6 @@ export function dataDir(home = process.env.MLINK_HOME ?? join(homedir(), '.mlink
     backups: join(home, 'backups'),
     holds: join(home, 'holds'),
     names: join(home, 'names'),
+    health: join(home, 'health'),
   };
 }
