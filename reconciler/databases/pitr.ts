@@ -60,7 +60,7 @@ export async function waitArchived(docker: Docker, container: string, segment: s
     last = failed ? `the last failed segment is ${failed}` : `the last archived segment is ${archived || 'none'}`;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`WAL segment ${segment} of ${container} was not archived within ${timeoutMs} ms (${last}; is the stanza made? pitrBackup makes it)`);
+  throw new Error(`WAL segment ${segment} of ${container} was not archived within ${timeoutMs} ms (${last})`);
 }
 
 /**

@@ -36,8 +36,16 @@ const rows = async (container: string): Promise<string> => admin('postgres', con
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('postgres point-in-time recovery', () => {
-  it('archives WAL continuously: a write is restorable within archive_timeout', async () => {
+  it('archives WAL from the start, before any backup: nothing piles up in pg_wal', async () => {
     src = await startDb('postgres', network, 'orders', { pitrVolume: `${runId}-orders-pitr`, archiveTimeoutS: 5 });
+    await admin('postgres', src.input.name, 'CREATE TABLE early AS SELECT g AS id, md5(g::text) AS body FROM generate_series(1, 200000) g;');
+    const segment = await currentWal(docker, src.input.name);
+    await admin('postgres', src.input.name, 'SELECT pg_switch_wal();');
+    await waitArchived(docker, src.input.name, segment, 60_000);
+    expect(await admin('postgres', src.input.name, "SELECT count(*) FROM pg_ls_archive_statusdir() WHERE name LIKE '%.ready';")).toBe('0');
+  }, 300_000);
+
+  it('archives WAL continuously: a write is restorable within archive_timeout', async () => {
     const base = await pitrBackup(docker, src.input.name);
     expect(base.type).toBe('full');
     await admin('postgres', src.input.name, 'CREATE TABLE w (id serial PRIMARY KEY, note text NOT NULL);');

@@ -80,8 +80,10 @@ set -- postgres -D "$PGDATA" \
   -c password_encryption=scram-sha-256 \
   -c log_line_prefix='%m [%p] %q%u@%d '
 if [ "${MLINK_PITR:-0}" = 1 ]; then
+  # The stanza is made by the first push that finds none (the server answers by then):
+  # WAL written before the first backup is archived too, instead of piling up in pg_wal.
   set -- "$@" -c wal_level=replica -c archive_mode=on \
-    -c 'archive_command=pgbackrest --stanza=main archive-push %p' \
+    -c 'archive_command=pgbackrest --stanza=main archive-push %p || { pgbackrest --stanza=main stanza-create && pgbackrest --stanza=main archive-push %p; }' \
     -c archive_timeout="${MLINK_ARCHIVE_TIMEOUT:-60}"
 fi
 exec "$@"
