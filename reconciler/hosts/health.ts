@@ -5,6 +5,7 @@
 import { LABEL, MANAGED_BY } from '../model.js';
 import { conditionText, type HostCondition } from './conditions.js';
 import type { HostPool, HostEntry } from './pool.js';
+import { within } from '../util/deadline.js';
 
 export interface Check { ok: boolean; ms?: number; detail?: string; error?: string }
 
@@ -27,13 +28,6 @@ export interface HostHealth {
   /** What the control plane's health checks say over time (absent: Ready), and when they last ran. */
   condition?: HostCondition;
   checkedAt?: string;
-}
-
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e instanceof Error ? e : new Error(String(e))); });
-  });
 }
 
 async function check(ms: number, what: string, fn: () => Promise<string | undefined>): Promise<Check> {

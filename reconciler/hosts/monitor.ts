@@ -12,6 +12,7 @@ import type { StateStore } from '../state/store.js';
 import type { Logger } from '../util/log.js';
 import { conditionText, HEALTH_DEFAULTS, nextCondition, type HealthSettings, type HostCondition, type Probe } from './conditions.js';
 import type { HostPool } from './pool.js';
+import { within } from '../util/deadline.js';
 
 export interface HealthFile {
   cluster: string;
@@ -42,13 +43,6 @@ export function loadHealth(pool: HostPool, file: HealthFile | undefined): void {
     if (h.condition) pool.setCondition(name, h.condition);
     if (h.volumes && !pool.lastSeen(name)) pool.remember(name, { containers: [], routes: [], networks: [], volumes: h.volumes });
   }
-}
-
-function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e instanceof Error ? e : new Error(String(e))); });
-  });
 }
 
 /** SSH (a remote host) and Docker answering within `timeoutMs` each. */

@@ -6,18 +6,12 @@
 // so a database is never made again elsewhere on an empty volume.
 import type { HostPool } from '../hosts/pool.js';
 import type { LiveState } from '../model.js';
+import { within } from '../util/deadline.js';
 import { observeHost } from './live.js';
 
 export const OBSERVE_TIMEOUT_MS = 5000;
 
 const EMPTY: LiveState = { containers: [], routes: [], networks: [], volumes: [] };
-
-function within<T>(ms: number, p: Promise<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    p.then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e instanceof Error ? e : new Error(String(e))); });
-  });
-}
 
 export interface Observed { live: LiveState; unreachable: Array<{ host: string; error: string }>; lost: string[] }
 
@@ -32,7 +26,7 @@ export async function observeReachable(hosts: HostPool, cluster: string, timeout
       return hosts.lastSeen(name) ?? EMPTY;
     }
     try {
-      const part = await within(timeoutMs, observeHost(hosts.get(name), hosts.edge(name), cluster));
+      const part = await within(timeoutMs, 'observe', observeHost(hosts.get(name), hosts.edge(name), cluster));
       hosts.remember(name, part);
       return part;
     } catch (e) {

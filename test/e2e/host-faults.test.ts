@@ -19,7 +19,7 @@ import { LABEL } from '../../reconciler/model.js';
 import { engineImage } from '../support/databases.js';
 import { ensureWebImage } from '../support/images.js';
 import { cfg, eventually, runId } from '../support/infra.js';
-import { call as callTool, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
+import { call as callTool, connectAgent, startUp, tearDown, upEnv, type Up } from '../support/mlink-up.js';
 import { loadImage, removeTestHosts, startTestHost, testControlKey, type TestHost } from '../support/test-hosts.js';
 
 const cluster = `f${runId.slice(-8)}`;
@@ -122,11 +122,7 @@ beforeAll(async () => {
 }, 900_000);
 
 afterAll(async () => {
-  await agent?.close().catch(() => undefined);
-  if (up) await stopUp(up);
-  await removeTestHosts();
-  if (up) await removeCluster(cluster);
-  if (up) removeHome(up);
+  await tearDown(up, agent, () => removeTestHosts());
 }, 180_000);
 
 describe('a runtime host that dies, and one drained', () => {

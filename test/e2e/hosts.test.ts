@@ -15,7 +15,7 @@ import { must, run } from '../../infra/proc.js';
 import { LABEL } from '../../reconciler/model.js';
 import { freePort } from '../support/ports.js';
 import { eventually, runId } from '../support/infra.js';
-import { call as callTool, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../support/mlink-up.js';
+import { call as callTool, connectAgent, startUp, tearDown, upEnv, type Up } from '../support/mlink-up.js';
 import { removeTestHosts, startTestHost, testControlKey, type TestHost } from '../support/test-hosts.js';
 
 const cluster = `h${runId.slice(-8)}`;
@@ -145,11 +145,7 @@ beforeAll(async () => {
 }, 600_000);
 
 afterAll(async () => {
-  await agent?.close().catch(() => undefined);
-  if (up) await stopUp(up);
-  await removeTestHosts();
-  if (up) await removeCluster(cluster);
-  if (up) removeHome(up);
+  await tearDown(up, agent, () => removeTestHosts());
 }, 120_000);
 
 describe('build and runtime hosts over SSH', () => {

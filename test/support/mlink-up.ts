@@ -68,11 +68,16 @@ export async function removeCluster(cluster: string): Promise<void> {
   if (r.left.length) throw new Error(`cluster ${cluster} left things behind:\n${r.left.join('\n')}`);
 }
 
-/** A test's end of its cluster: the agent's session closed, `mlink up` stopped, what it left on the host removed, its data dir gone. */
-export async function tearDown(up: Up | undefined, agent?: Client): Promise<void> {
+/**
+ * A test's end of its cluster: the agent's session closed, `mlink up` stopped, its test
+ * hosts removed (`removeHosts`, once nothing drives them), what it left on this host
+ * removed, its data dir gone.
+ */
+export async function tearDown(up: Up | undefined, agent?: Client, removeHosts?: () => Promise<void>): Promise<void> {
   await agent?.close().catch(() => undefined);
+  if (up) await stopUp(up);
+  await removeHosts?.();
   if (!up) return;
-  await stopUp(up);
   await removeCluster(up.cluster);
   removeHome(up);
 }
