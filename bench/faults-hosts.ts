@@ -5,14 +5,14 @@
 // then killed; each app's time to its first 200 from the other host's edge is measured,
 // within a bound, while a client asks every app every 50 ms at both edges in turn (as
 // a browser with two addresses for a name does) and counts the requests no edge served.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { registryAddress } from '../infra/config.js';
 import { must, run } from '../infra/proc.js';
 import { Poller, appHost, get, sleep, within } from '../test/support/faults.js';
 import { call, connectAgent, removeCluster, removeHome, startUp, stopUp, upEnv, type Up } from '../test/support/mlink-up.js';
 import { freePort } from '../test/support/ports.js';
+import { humanCommit } from '../test/support/human.js';
 import { removeTestHosts, startTestHost, testControlKey, type TestHost } from '../test/support/test-hosts.js';
 
 export interface HostLoss {
@@ -21,19 +21,6 @@ export interface HostLoss {
   boundS: number;
   served: number;
   failed: number;
-}
-
-async function humanCommit(repo: string, edit: (text: string) => string, message: string): Promise<void> {
-  const work = mkdtempSync(join(tmpdir(), 'mlink-bench-'));
-  const git = (args: string[]): Promise<string> => must('git', ['-c', 'user.name=bench', '-c', 'user.email=bench@localhost', ...args], { cwd: work });
-  try {
-    await git(['clone', '-q', repo, '.']);
-    writeFileSync(join(work, 'mlink.yaml'), edit(readFileSync(join(work, 'mlink.yaml'), 'utf8')));
-    await git(['commit', '-qam', message]);
-    await git(['push', '-q', 'origin', 'main']);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
 }
 
 async function pull(th: TestHost, ref: string): Promise<void> {
@@ -73,7 +60,10 @@ export async function hostLoss(opts: { image: string; apps: number; boundMs: num
       writeFileSync(join(up.home, 'keys', 'ssh', 'id_ed25519'), testControlKey().privateKey, { mode: 0o600 });
       // The control plane alone here; the registry on this machine's address on the hosts' network.
       const registry = `${rt1.gateway}:${await freePort()}`;
-      await humanCommit(up.repo, (t) => t.replace(/roles: \[ ?control, build, runtime ?\]/, 'roles: [control]').replace(/^ {2}defaults:/m, `  registry:\n    address: ${registry}\n  defaults:`), 'Runtime hosts of their own (benchmark)');
+      await humanCommit(up.repo, (work) => {
+        const file = join(work, 'mlink.yaml');
+        writeFileSync(file, readFileSync(file, 'utf8').replace(/roles: \[ ?control, build, runtime ?\]/, 'roles: [control]').replace(/^ {2}defaults:/m, `  registry:\n    address: ${registry}\n  defaults:`));
+      }, 'Runtime hosts of their own (benchmark)');
       const add = async (th: TestHost): Promise<void> => {
         const r = await run('node', ['bin/mlink.js', 'host', 'add', th.name, th.address, '--roles', 'runtime', '--host-key', th.hostKey], { env: upEnv(up!.home) });
         if (r.code !== 0) throw new Error(`mlink host add ${th.name} failed:\n${r.stdout}\n${r.stderr}`);

@@ -7,9 +7,8 @@
 // route. `mlink host drain` then moves an app off a host with no failed request under a
 // client polling every 50 ms.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { must, run } from '../../infra/proc.js';
@@ -20,6 +19,7 @@ import { engineImage } from '../support/databases.js';
 import { ensureWebImage } from '../support/images.js';
 import { cfg, eventually, runId } from '../support/infra.js';
 import { call as callTool, connectAgent, startUp, tearDown, upEnv, type Up } from '../support/mlink-up.js';
+import { humanCommit } from '../support/human.js';
 import { loadImage, removeTestHosts, startTestHost, testControlKey, type TestHost } from '../support/test-hosts.js';
 
 const cluster = `f${runId.slice(-8)}`;
@@ -34,19 +34,6 @@ const call = <T>(name: string, args: Record<string, unknown>): Promise<T> => cal
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return run('node', ['bin/mlink.js', ...args], { env: upEnv(up.home) });
-}
-
-async function humanCommit(edit: (work: string) => void, message: string): Promise<void> {
-  const work = mkdtempSync(join(tmpdir(), 'mlink-human-'));
-  const git = (args: string[]): Promise<string> => must('git', ['-c', 'user.name=Hannah Human', '-c', 'user.email=hannah@example.test', ...args], { cwd: work });
-  try {
-    await git(['clone', '-q', up.repo, '.']);
-    edit(work);
-    await git(['commit', '-qam', message]);
-    await git(['push', '-q', 'origin', 'main']);
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
 }
 
 /** GET through a runtime host's own edge, HTTPS on 443 under the cluster's root. */
@@ -102,7 +89,7 @@ beforeAll(async () => {
   mkdirSync(join(up.home, 'keys', 'ssh'), { recursive: true, mode: 0o700 });
   writeFileSync(join(up.home, 'keys', 'ssh', 'id_ed25519'), testControlKey().privateKey, { mode: 0o600 });
   // Apps and databases leave the control plane: only the two runtime hosts run them.
-  await humanCommit((work) => {
+  await humanCommit(up.repo, (work) => {
     const file = join(work, 'mlink.yaml');
     writeFileSync(file, readFileSync(file, 'utf8').replace(/roles: \[ ?control, build, runtime ?\]/, 'roles: [control]'));
   }, 'Runtime hosts of their own');

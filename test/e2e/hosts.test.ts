@@ -16,6 +16,7 @@ import { LABEL } from '../../reconciler/model.js';
 import { freePort } from '../support/ports.js';
 import { eventually, runId } from '../support/infra.js';
 import { call as callTool, connectAgent, startUp, tearDown, upEnv, type Up } from '../support/mlink-up.js';
+import { humanCommit } from '../support/human.js';
 import { removeTestHosts, startTestHost, testControlKey, type TestHost } from '../support/test-hosts.js';
 
 const cluster = `h${runId.slice(-8)}`;
@@ -60,20 +61,6 @@ function reachable(host: string, port: number): Promise<boolean> {
     const s = connect({ host, port, timeout: 3000 });
     s.on('connect', () => { s.destroy(); resolve(true); }).on('timeout', () => { s.destroy(); resolve(false); }).on('error', () => resolve(false));
   });
-}
-
-async function humanCommit(edit: (work: string) => void, message: string): Promise<string> {
-  const work = mkdtempSync(join(tmpdir(), 'mlink-human-'));
-  const git = (args: string[]): Promise<string> => must('git', ['-c', 'user.name=Hannah Human', '-c', 'user.email=hannah@example.test', ...args], { cwd: work });
-  try {
-    await git(['clone', '-q', up.repo, '.']);
-    edit(work);
-    await git(['commit', '-qam', message]);
-    await git(['push', '-q', 'origin', 'main']);
-    return (await git(['rev-parse', 'HEAD'])).trim();
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
 }
 
 async function humanRevert(commits: string[]): Promise<void> {
@@ -135,7 +122,7 @@ beforeAll(async () => {
   writeFileSync(join(up.home, 'keys', 'ssh', 'id_ed25519'), testControlKey().privateKey, { mode: 0o600 });
   // The control plane alone here; the registry on this machine's address on the hosts' network.
   registry = `${build.gateway}:${await freePort()}`;
-  await humanCommit((work) => {
+  await humanCommit(up.repo, (work) => {
     const file = join(work, 'mlink.yaml');
     const text = readFileSync(file, 'utf8')
       .replace(/roles: \[ ?control, build, runtime ?\]/, 'roles: [control]')
