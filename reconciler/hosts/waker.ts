@@ -20,6 +20,8 @@ import { replicaMac } from './egress-rules.js';
 import type { Host } from './host.js';
 
 export const WAKER_CONTAINER = 'mlink-waker';
+/** Where the waker sees the host's /var/run (the Docker socket's directory). */
+const HOST_RUN = '/mlink-host-run';
 const WAKER_KIND = 'Waker';
 /** What a wake may take before requests get 503: the app's start-up health window, within bounds. */
 const MIN_WAIT_MS = 30_000;
@@ -95,7 +97,7 @@ async function runWaker(host: Host, edge: Edge): Promise<void> {
   const image = await ensureImage(host);
   const dir = wakerDir(edge);
   const info = await host.docker.getContainer(WAKER_CONTAINER).inspect().catch(() => undefined);
-  if (info?.State.Running && info.Config.Image === image) {
+  if (info?.State.Running && info.Config.Image === image && info.HostConfig.Binds?.some((b) => b.startsWith(`/var/run:${HOST_RUN}`))) {
     if (await answers(host)) return;
   } else {
     if (info) await host.docker.getContainer(WAKER_CONTAINER).remove({ force: true }).catch(() => undefined);
@@ -104,15 +106,17 @@ async function runWaker(host: Host, edge: Edge): Promise<void> {
       const c = await host.docker.createContainer({
         name: WAKER_CONTAINER,
         Image: image,
-        Env: [`MLINK_WAKER_DIR=${dir}`, `MLINK_WAKER_LISTEN=127.0.0.1:${WAKER_PORT}`, `MLINK_ROUTES_DIR=${edge.routesDir}`],
+        Env: [`MLINK_WAKER_DIR=${dir}`, `MLINK_WAKER_LISTEN=127.0.0.1:${WAKER_PORT}`, `MLINK_ROUTES_DIR=${edge.routesDir}`, `MLINK_DOCKER_SOCKET=${HOST_RUN}/docker.sock`],
         // One per host, for every cluster on it (like the edge): no cluster label, so pruning one cluster leaves it.
         Labels: { [LABEL.managedBy]: MANAGED_BY, [LABEL.kind]: WAKER_KIND },
         HostConfig: {
           Runtime: 'runc',
           // The host's network: it listens on the host's loopback for the edge and reaches every replica's bridge address.
           NetworkMode: 'host',
+          // The Docker socket's directory, not the socket: dockerd makes a new socket when it restarts, and with
+          // live-restore the waker outlives that; a bind of the file would keep the old one, refused for good.
           // The route files, read only: its supervisor brings back only replicas of the version their route serves.
-          Binds: ['/var/run/docker.sock:/var/run/docker.sock', `${dir}:${dir}`, `${edge.routesDir}:${edge.routesDir}:ro`],
+          Binds: [`/var/run:${HOST_RUN}`, `${dir}:${dir}`, `${edge.routesDir}:${edge.routesDir}:ro`],
           Memory: 128 * 1024 * 1024,
           // Only to drop a stale neighbour entry for a woken or restarted replica's address.
           CapAdd: ['NET_ADMIN'],

@@ -2,7 +2,8 @@
 // serving through its edge while `mlink up` is stopped, a replica killed meanwhile comes
 // back by its host's supervisor (the waker container) on the same container and address,
 // and `mlink up` started again finds nothing to replace; a dockerd restart (a package
-// upgrade, a crash) leaves apps serving, by Docker's live-restore that `mlink setup` turns on.
+// upgrade, a crash) leaves apps serving, by Docker's live-restore that `mlink setup` turns
+// on, and the waker that outlived it still reaches the new dockerd.
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -108,6 +109,11 @@ describe('the runtime plane on its own', () => {
     console.log(`dockerd stopped and started again: ${counts.served} requests served, ${counts.failed} failed`);
     expect(counts.failed).toBe(0);
     expect(counts.served).toBeGreaterThan(20);
-    expect((await replicas('web')).map((c) => c.State)).toEqual(['running']);
+    const [kept] = await replicas('web');
+    expect(kept!.State).toBe('running');
+    // The waker outlived dockerd too, and still reaches the new one: a replica killed now comes back as itself.
+    await docker.getContainer(kept!.Id).kill();
+    await eventually('the app serves again after the kill', async () => ((await get('web')).status === 200 ? true : undefined), 30_000);
+    expect((await replicas('web')).map((c) => [c.Id, c.State])).toEqual([[kept!.Id, 'running']]);
   }, 120_000);
 });
