@@ -173,7 +173,7 @@ describe('mlink host add', () => {
       ssh: { ok: true }, docker: { ok: true, detail: expect.stringMatching(/^20\./) }, edge: { ok: true }, running: { Edge: 1 },
     });
     const table = await mlink('host', 'list');
-    expect(table.stdout).toMatch(new RegExp(`^${NAME}\\s+${bare.address.replace(/\./g, '\\.')}:22\\s+build,runtime\\s+SHA256:\\S+\\s+ok \\d+ ms\\s+ok \\d+ ms \\(20\\.[^)]*\\)\\s+ok \\d+ ms\\s+2 cpu, 2048 MiB\\s+Edge 1$`, 'm'));
+    expect(table.stdout).toMatch(new RegExp(`^${NAME}\\s+${bare.address.replace(/\./g, '\\.')}:22\\s+build,runtime\\s+SHA256:\\S+\\s+Ready, \\(no health checks yet: is \`mlink up\` running\\?\\)\\s+ok \\d+ ms\\s+ok \\d+ ms \\(20\\.[^)]*\\)\\s+ok \\d+ ms\\s+2 cpu, 2048 MiB\\s+Edge 1$`, 'm'));
 
     // The same through MCP, as the reconciler's live state gives it.
     const view = await t.store.view(MAIN);
