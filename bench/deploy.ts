@@ -23,7 +23,7 @@ import { LocalHost } from '../reconciler/hosts/host.js';
 import { LABEL } from '../reconciler/model.js';
 import { CERT_FILE_SUFFIX } from '../reconciler/layout.js';
 import { ensureWebImage } from '../test/support/images.js';
-import { call, connectAgent, removeCluster, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
+import { call, connectAgent, startUp, tearDown } from '../test/support/mlink-up.js';
 
 const { values } = parseArgs({ options: { apps: { type: 'string', default: '10' }, 'idle-apps': { type: 'string', default: '200' } } });
 const N = Number(values.apps);
@@ -187,10 +187,7 @@ async function main(): Promise<void> {
       writeDefaultCertificate(cfg);
     }
   } finally {
-    await agent.close().catch(() => undefined);
-    await stopUp(up);
-    await removeCluster(cluster);
-    removeHome(up);
+    await tearDown(up, agent);
   }
 }
 

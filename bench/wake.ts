@@ -17,7 +17,7 @@ import { sleepNow, WAKER_CONTAINER } from '../reconciler/hosts/waker.js';
 import { LABEL } from '../reconciler/model.js';
 import { wakeId } from '../reconciler/waker/spec.js';
 import { ensureWebImage } from '../test/support/images.js';
-import { call, connectAgent, removeCluster, removeHome, startUp, stopUp } from '../test/support/mlink-up.js';
+import { call, connectAgent, startUp, tearDown } from '../test/support/mlink-up.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '10' }, apps: { type: 'string', default: '50' } } });
 const ROUNDS = Number(values.rounds);
@@ -237,10 +237,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${APPS} apps asleep: ${asleepApps.running} of their containers run; what stays: the waker ${wakerBefore.toFixed(1)} -> ${wakerAfter.toFixed(1)} MiB (${kib(wakerAfter - wakerBefore)}), dockerd+containerd ${dockerBefore.toFixed(0)} -> ${dockerAfter.toFixed(0)} MiB (${kib(dockerAfter - dockerBefore)}) (goal: <= 1 MiB/app)\n`);
     process.stdout.write(`host memory in use (shared host, other work moves it): before ${before.toFixed(0)} MiB, ${APPS} awake ${awake.toFixed(0)} MiB (${awake - before >= 0 ? '+' : ''}${(awake - before).toFixed(0)}), ${APPS} asleep ${asleep.toFixed(0)} MiB (${asleep - before >= 0 ? '+' : ''}${(asleep - before).toFixed(0)})\n`);
   } finally {
-    await agent.close().catch(() => undefined);
-    await stopUp(up);
-    await removeCluster(cluster);
-    removeHome(up);
+    await tearDown(up, agent);
   }
 }
 
