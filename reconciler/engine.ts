@@ -125,7 +125,7 @@ export async function startEngine(opts: EngineOptions): Promise<Engine> {
     if (schedules) stops.unshift(() => schedules.stop());
     const reschedule = (): void => void schedules?.refresh().catch((e: unknown) => log.warn('could not read the backup schedules', { error: e }));
     // Hosts failing their health checks are left out: nothing here waits on them (the monitor says when they are back).
-    const runtime = (): Array<{ host: Host; edge?: Edge }> => hosts.usable('runtime').filter((n) => hosts.condition(n)?.state !== 'Failing').flatMap((n) => {
+    const runtime = (): Array<{ host: Host; edge?: Edge }> => hosts.names('runtime').filter((n) => hosts.answering(n)).flatMap((n) => {
       try { return [{ host: hosts.get(n), edge: hosts.edge(n) }]; } catch (e) { log.warn('cannot reach a runtime host', { host: n, error: e }); return []; }
     });
     const tend = (): void => {

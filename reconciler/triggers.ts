@@ -8,7 +8,8 @@ import { readRoute } from './edge/route.js';
 import type { Edge } from './edge/traefik.js';
 import type { Host } from './hosts/host.js';
 import { holderName, routeFileName } from './layout.js';
-import { LABEL, MANAGED_BY } from './model.js';
+import { LABEL, MANAGED_BY, type LiveRoute } from './model.js';
+import { restartDelayMs } from './waker/spec.js';
 
 export interface Stoppable { stop(): Promise<void> }
 
@@ -66,37 +67,42 @@ export function watchReplicaExits(host: Host, edge: Edge, cluster: string, onExi
     if (now - e.last > 600_000) e.n = 0;
     exits.set(app, e);
     if (e.pending) return;
-    const delay = e.n === 0 ? 0 : Math.min(60_000, 1000 * 2 ** (e.n - 1));
+    const delay = restartDelayMs(e.n);
     Object.assign(e, { n: e.n + 1, last: now, pending: true });
     setTimeout(() => { e.pending = false; if (!stopped) onExit(`a replica of ${app} on ${host.name} ${what}${delay ? ` (again: asked ${delay / 1000} s later)` : ''}`); }, delay).unref();
+  };
+  /** The app's route on this edge if it serves the spec these labels name (a replica's, or a removed one's from its event). */
+  const routeServing = async (labels: Record<string, string>): Promise<{ app: string; route: LiveRoute } | undefined> => {
+    const app = { project: labels[LABEL.project] ?? '', name: labels[LABEL.name] ?? '' };
+    if (!app.name) return undefined;
+    const file = routeFileName(cluster, app);
+    const route = readRoute(file, (await host.files.read(join(edge.routesDir, file))) ?? '', cluster, host.name);
+    return route && route.specHash === labels[LABEL.specHash] ? { app: `${app.project}/${app.name}`, route } : undefined;
+  };
+  /** Whether the replica's holder has an address, and whether that address is one of the route's servers. */
+  const holderAddress = async (replica: string, route: LiveRoute): Promise<{ ip?: string; routed: boolean }> => {
+    const holder = await docker.getContainer(holderName(replica)).inspect().catch(() => undefined);
+    const ip = Object.values(holder?.NetworkSettings.Networks ?? {})[0]?.IPAddress;
+    return { ...(ip ? { ip } : {}), routed: !!ip && route.servers.some((s) => new URL(s).hostname === ip) };
   };
   /** The app (`project/name`) of a replica of the version its route serves, in the state asked for (down after a die, up after a start). */
   const serving = async (id: string, up: boolean): Promise<string | undefined> => {
     const info = await docker.getContainer(id).inspect().catch(() => undefined);
     if (!info || info.State.Running !== up) return undefined;
-    const l = info.Config.Labels;
-    const app = { project: l[LABEL.project] ?? '', name: l[LABEL.name] ?? '' };
-    const text = (await host.files.read(join(edge.routesDir, routeFileName(cluster, app)))) ?? '';
-    const route = readRoute(routeFileName(cluster, app), text, cluster, host.name);
-    if (!route || route.specHash !== l[LABEL.specHash]) return undefined;
+    const found = await routeServing(info.Config.Labels);
+    if (!found) return undefined;
+    // Up: started again by its host's supervisor after a backoff, which took it out of its route; the pass puts it back.
     if (up) {
-      // Started again by its host's supervisor after a backoff, which took it out of its route: the pass puts it back.
-      const holder = await docker.getContainer(holderName(info.Name.replace(/^\//, ''))).inspect().catch(() => undefined);
-      const ip = Object.values(holder?.NetworkSettings.Networks ?? {})[0]?.IPAddress;
-      if (route.wake || !ip || route.servers.some((s) => new URL(s).hostname === ip)) return undefined;
+      if (found.route.wake) return undefined;
+      const h = await holderAddress(info.Name.replace(/^\//, ''), found.route);
+      if (!h.ip || h.routed) return undefined;
     }
-    return `${app.project}/${app.name}`;
+    return found.app;
   };
   /** The app of a removed replica whose holder still serves its route's address: a removal by hand, not the reconciler's (it removes the holder too). */
   const removedWhileServing = async (attrs: Record<string, string>): Promise<string | undefined> => {
-    const app = { project: attrs[LABEL.project] ?? '', name: attrs[LABEL.name] ?? '' };
-    if (!attrs.name || !app.name) return undefined;
-    const text = (await host.files.read(join(edge.routesDir, routeFileName(cluster, app)))) ?? '';
-    const route = readRoute(routeFileName(cluster, app), text, cluster, host.name);
-    if (!route || route.wake || route.specHash !== attrs[LABEL.specHash]) return undefined;
-    const holder = await docker.getContainer(holderName(attrs.name)).inspect().catch(() => undefined);
-    const ip = Object.values(holder?.NetworkSettings.Networks ?? {})[0]?.IPAddress;
-    return ip && route.servers.some((s) => new URL(s).hostname === ip) ? `${app.project}/${app.name}` : undefined;
+    const found = attrs.name ? await routeServing(attrs) : undefined;
+    return found && !found.route.wake && (await holderAddress(attrs.name!, found.route)).routed ? found.app : undefined;
   };
   const connect = (again: boolean): void => {
     const filters = { type: ['container' as const], event: ['die', 'start', 'destroy'], label: [`${LABEL.managedBy}=${MANAGED_BY}`, `${LABEL.cluster}=${cluster}`, `${LABEL.kind}=App`] };

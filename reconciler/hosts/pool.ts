@@ -114,7 +114,7 @@ export class HostPool {
 
   /** Runtime hosts with their edges, for observe and status: hosts that fail their health checks (Failing, Lost) are left out, so nothing waits on them. */
   runtime(): Array<{ host: Host; edge?: Edge }> {
-    return this.usable('runtime').filter((n) => this.conditions.get(n)?.state !== 'Failing').map((n) => ({ host: this.get(n), edge: this.edge(n) }));
+    return this.names('runtime').filter((n) => this.answering(n)).map((n) => ({ host: this.get(n), edge: this.edge(n) }));
   }
 
   /** Names with `role`, Lost hosts left out. */
